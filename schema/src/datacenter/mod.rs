@@ -1,0 +1,1 @@
+//! datacenter.cfg as a lossless document (filled in shortly).

@@ -1,0 +1,1 @@
+//! pmxcfs virtual files and guest configs (filled in shortly).
