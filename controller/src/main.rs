@@ -1,5 +1,19 @@
-//! `pve-gitops`: the command-line entry point. Kept thin: parse arguments, run, map to exit codes.
+//! `pve-gitops`: the command-line entry point. Kept thin (ripgrep's `main.rs`): parse the
+//! arguments, run the command, map the outcome to the exit-code contract of DESIGN.md §4.
 
-fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+mod cli;
+mod cmd;
+mod messages;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::parse();
+    match cmd::run(args) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -149,7 +149,13 @@ impl MarkedEventReceiver for Builder {
                 if matches!(ev, Event::MappingEnd) {
                     self.pending_keys.pop();
                 }
-                if let Some((node, anchor)) = self.stack.pop() {
+                if let Some((mut node, anchor)) = self.stack.pop() {
+                    // A block mapping's start mark is at its first `:`; point at the first key.
+                    if let Value::Map(entries) = &node.value {
+                        if let Some((k, _)) = entries.first() {
+                            node.offset = node.offset.min(k.offset);
+                        }
+                    }
                     if let Some(a) = anchor {
                         self.anchors.insert(a, node.clone());
                     }

@@ -1,0 +1,99 @@
+//! Command-line arguments (clap derive). Usage errors exit with 2.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// GitOps controller for Proxmox VE and corosync clusters.
+#[derive(Debug, Parser)]
+#[command(name = "pve-gitops", version, about, long_about = None)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of `validate` and `conf check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable, rustc-style snippets with a caret.
+    Text,
+    /// One JSON object.
+    Json,
+    /// GitHub Actions workflow annotations (`::error file=..,line=..,col=..::msg`).
+    Github,
+}
+
+/// Kind of a pmxcfs config file for `conf check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConfKind {
+    /// corosync.conf
+    Corosync,
+    /// datacenter.cfg
+    Datacenter,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate manifests (files or directories, recursively *.yaml / *.yml); all errors at once.
+    ///
+    /// Exit codes: 0 valid, 1 invalid, 2 error (unreadable file, usage).
+    Validate {
+        /// Manifest files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print the JSON Schema of the Cluster manifest.
+    Schema,
+    /// Work with corosync.conf and datacenter.cfg files.
+    Conf {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfAction,
+    },
+    /// Write the manifest that describes an /etc/pve-like directory.
+    Import {
+        /// The config filesystem directory (a copy of /etc/pve, or a sim directory).
+        #[arg(long = "config-fs", value_name = "DIR")]
+        config_fs: PathBuf,
+        /// Write the manifest here instead of standard output.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `conf` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfAction {
+    /// Parse corosync.conf / datacenter.cfg files and report every error with line:col.
+    ///
+    /// Exit codes: 0 valid, 1 errors found, 2 unreadable file or usage.
+    Check {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// File kind (default: from the file name).
+        #[arg(long, value_enum)]
+        kind: Option<ConfKind>,
+        /// Print the parsed document back out (byte-identical to the input).
+        #[arg(long, conflicts_with = "json")]
+        print: bool,
+        /// Print the typed view as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also refuse values that Proxmox's own parser cannot read (target is a Proxmox node).
+        #[arg(long)]
+        pve: bool,
+    },
+}
+
+/// Parse the process arguments (exits with 2 on usage errors).
+pub fn parse() -> Cli {
+    Cli::parse()
+}

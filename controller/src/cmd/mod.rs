@@ -1,0 +1,45 @@
+//! One module per subcommand; each returns the process exit code.
+
+mod validate;
+
+use crate::cli::{Cli, Command};
+use std::process::ExitCode;
+
+/// The outcome of a command, mapped to the exit-code contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 0: valid / in sync / converged.
+    Ok,
+    /// 1: invalid / changes pending / stopped at a gate.
+    Findings,
+    /// 2: an operational error.
+    Error,
+}
+
+impl From<Outcome> for ExitCode {
+    fn from(o: Outcome) -> Self {
+        ExitCode::from(match o {
+            Outcome::Ok => 0,
+            Outcome::Findings => 1,
+            Outcome::Error => 2,
+        })
+    }
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Validate {
+            paths,
+            format,
+            strict,
+        } => validate::run(&paths, format, strict),
+        Command::Schema => {
+            print!("{}", pve_gitops_schema::spec::json_schema());
+            Ok(Outcome::Ok)
+        }
+        Command::Conf { .. } | Command::Import { .. } => {
+            anyhow::bail!("not available yet")
+        }
+    }
+}
