@@ -289,6 +289,7 @@ pub struct Node {
     /// The node's other interface addresses (CIDR), beyond its ring addresses; used for checks
     /// such as the migration network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "cidr_list_schema")]
     pub addresses: Vec<IpNet>,
     /// `present` (default) or `absent`.
     #[serde(default, skip_serializing_if = "is_present")]
@@ -392,6 +393,7 @@ pub struct Migration {
     pub mtype: Option<MigrationType>,
     /// Dedicated migration network (CIDR); every present node needs exactly one address in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "cidr_opt_schema")]
     pub network: Option<IpNet>,
     /// datacenter.cfg `max_workers`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -491,6 +493,29 @@ impl Cluster {
             Transport::Udp | Transport::Udpu => RrpMode::None,
         })
     }
+}
+
+/// An IPv4 or IPv6 network pattern. ipnet's own `IpNet` schema is a `oneOf` whose IPv6 branch
+/// also matches IPv4 text, so validators reject every IPv4 network; this one is unambiguous.
+const CIDR_PATTERN: &str = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])$|^[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*/(12[0-8]|1[01][0-9]|[1-9]?[0-9])$";
+
+fn cidr_schema() -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "format": "cidr",
+        "pattern": CIDR_PATTERN,
+        "examples": ["10.1.2.0/24", "fd00:1::/64"]
+    })
+}
+
+fn cidr_opt_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut s = cidr_schema();
+    s.insert("type".into(), serde_json::json!(["string", "null"]));
+    s
+}
+
+fn cidr_list_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "array", "items": cidr_schema() })
 }
 
 /// The manifest's JSON Schema (draft 2020-12) as pretty JSON with a trailing newline.

@@ -238,6 +238,9 @@ impl<'a> Walker<'a> {
     fn string(&mut self, node: &Node, schema: &J, path: &str) -> Option<J> {
         let text = self.scalar(node, path, "a string")?.to_string();
         if let Some(fmt) = schema.get("format").and_then(J::as_str) {
+            if fmt == "cidr" {
+                return self.ipnet(node, path);
+            }
             let ok = match fmt {
                 "ip" => text.parse::<std::net::IpAddr>().is_ok(),
                 "ipv4" => text.parse::<std::net::Ipv4Addr>().is_ok(),

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test tier: formatting, clippy (warnings are errors), the unit / golden / property /
+# corpus-conformance tests, and the e2e suite against a real corosync 3 cluster in network
+# namespaces (needs root and corosync; see e2e/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
+cargo run --locked -q -p pve-gitops -- validate examples/
