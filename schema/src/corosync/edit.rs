@@ -62,10 +62,10 @@ fn remove_item(body: &mut Body, idx: usize) -> Option<Item> {
     Some(item)
 }
 
-/// Where a new item called `name` goes: its sorted position when the body is sorted by name
-/// (PVE writer style), else the end.
+/// Where a new item called `name` goes: its sorted position when the body has at least two
+/// items and they are sorted by name (PVE writer style), else the end.
 fn sorted_pos(body: &Body, name: &str) -> usize {
-    let sorted = body.items.windows(2).all(|w| w[0].name() <= w[1].name());
+    let sorted = body.items.len() >= 2 && body.items.windows(2).all(|w| w[0].name() <= w[1].name());
     if sorted {
         body.items
             .iter()
@@ -261,7 +261,7 @@ impl Document {
     /// occurrence (over repeated sections and duplicate keys: the one corosync uses) is
     /// replaced in place, keeping its decor; if there is none the key is added to the last
     /// such section, creating sections as needed. New keys go to their alphabetical position
-    /// when the section is sorted (PVE writer style), else to its end.
+    /// when the section has 2+ items sorted by name (PVE writer style), else to its end.
     pub fn set(&mut self, section_path: &[&str], key: &str, value: &str) {
         let chains = self.chains(section_path);
         let holder = chains.iter().rev().find(|c| {
