@@ -47,7 +47,10 @@ fn set_appends_after_last_key_line() {
 fn set_appends_with_file_separator_style() {
     let mut d = doc("keyboard:de\nconsole:xtermjs\n");
     d.set("max_workers", "4").unwrap();
-    assert_eq!(d.to_string(), "keyboard:de\nconsole:xtermjs\nmax_workers:4\n");
+    assert_eq!(
+        d.to_string(),
+        "keyboard:de\nconsole:xtermjs\nmax_workers:4\n"
+    );
 }
 
 #[test]

@@ -152,20 +152,35 @@ fn bwlimit_parse_and_print() {
     let empty: Bwlimit = "".parse().unwrap();
     assert!(empty.is_empty());
     assert_eq!(empty.to_string(), "");
-    assert_eq!("migration=1e3".parse::<Bwlimit>().unwrap().migration, Some(1000));
+    assert_eq!(
+        "migration=1e3".parse::<Bwlimit>().unwrap().migration,
+        Some(1000)
+    );
 }
 
 #[test]
 fn bwlimit_errors() {
     let e = |s: &str| s.parse::<Bwlimit>().unwrap_err().to_string();
-    assert_eq!(e("512000"), "value without key, but schema does not define a default key");
-    assert_eq!(e("speed=1"), "invalid key in comma-separated list property: speed");
+    assert_eq!(
+        e("512000"),
+        "value without key, but schema does not define a default key"
+    );
+    assert_eq!(
+        e("speed=1"),
+        "invalid key in comma-separated list property: speed"
+    );
     assert_eq!(
         e("migration=1,migration=2"),
         "duplicate key in comma-separated list property: migration"
     );
-    assert_eq!(e("migration=fast"), "migration: type check ('number') failed - got 'fast'");
-    assert_eq!(e("migration=-1"), "migration: value must have a minimum value of 0");
+    assert_eq!(
+        e("migration=fast"),
+        "migration: type check ('number') failed - got 'fast'"
+    );
+    assert_eq!(
+        e("migration=-1"),
+        "migration: value must have a minimum value of 0"
+    );
     assert!(e("migration=1.5").starts_with("migration: "));
     assert!(e("migration=99999999999999999999999").starts_with("migration: "));
 }
@@ -185,7 +200,9 @@ fn max_workers_rules() {
     assert!(matches!(get("-3"), Some(Err(_))));
     assert_eq!(
         get("four").map(|r| r.map_err(|e| e.to_string())),
-        Some(Err("max_workers: type check ('integer') failed - got 'four'".into()))
+        Some(Err(
+            "max_workers: type check ('integer') failed - got 'four'".into()
+        ))
     );
     assert!(matches!(get("99999999999"), Some(Err(_))));
     assert_eq!(DatacenterDocument::parse("").max_workers(), None);
@@ -193,7 +210,10 @@ fn max_workers_rules() {
 
 #[test]
 fn serde_names() {
-    let m = Migration::new(MigrationType::Insecure, Some("10.1.2.0/24".parse().unwrap()));
+    let m = Migration::new(
+        MigrationType::Insecure,
+        Some("10.1.2.0/24".parse().unwrap()),
+    );
     assert_eq!(
         serde_json::to_string(&m).unwrap(),
         r#"{"type":"insecure","network":"10.1.2.0/24"}"#
@@ -207,10 +227,8 @@ fn serde_names() {
 
 fn cidr_strategy() -> impl Strategy<Value = String> {
     prop_oneof![
-        (any::<[u8; 4]>(), 8u8..=32).prop_map(|(a, p)| format!(
-            "{}.{}.{}.{}/{p}",
-            a[0], a[1], a[2], a[3]
-        )),
+        (any::<[u8; 4]>(), 8u8..=32)
+            .prop_map(|(a, p)| format!("{}.{}.{}.{}/{p}", a[0], a[1], a[2], a[3])),
         (any::<u128>(), 8u8..=128)
             .prop_map(|(a, p)| format!("{}/{p}", std::net::Ipv6Addr::from(a))),
     ]

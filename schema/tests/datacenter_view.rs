@@ -118,22 +118,30 @@ fn invalid_values_are_dropped_with_pve_warning() {
 fn deprecated_migration_unsecure_alone_sets_type() {
     let d = fixture("deprecated.cfg");
     let v = d.view();
-    assert_eq!(v.migration, Some(Migration::new(MigrationType::Insecure, None)));
+    assert_eq!(
+        v.migration,
+        Some(Migration::new(MigrationType::Insecure, None))
+    );
     assert!(!v.other.contains_key("migration_unsecure"));
     let diags = d.diagnostics();
     assert_eq!(diags.len(), 1);
     assert_eq!(diags[0].rule, "datacenter-deprecated-key");
-    assert_eq!(diags[0].help.as_deref(), Some("use `migration: insecure` instead"));
+    assert_eq!(
+        diags[0].help.as_deref(),
+        Some("use `migration: insecure` instead")
+    );
 
     let v = DatacenterDocument::parse("migration_unsecure: no\n").view();
-    assert_eq!(v.migration, Some(Migration::new(MigrationType::Secure, None)));
+    assert_eq!(
+        v.migration,
+        Some(Migration::new(MigrationType::Secure, None))
+    );
 }
 
 #[test]
 fn deprecated_migration_unsecure_with_migration_is_ignored() {
-    let d = DatacenterDocument::parse(
-        "migration: secure,network=10.1.2.0/24\nmigration_unsecure: 1\n",
-    );
+    let d =
+        DatacenterDocument::parse("migration: secure,network=10.1.2.0/24\nmigration_unsecure: 1\n");
     let v = d.view();
     assert_eq!(v.migration.map(|m| m.mtype), Some(MigrationType::Secure));
     let diags = d.diagnostics();
@@ -164,7 +172,10 @@ fn deprecated_migration_unsecure_applies_when_migration_invalid() {
 fn unknown_key_suggests_known_one() {
     let d = DatacenterDocument::parse("max_worker: 4\n");
     let diags = d.diagnostics();
-    assert_eq!(diags[0].help.as_deref(), Some("did you mean `max_workers`?"));
+    assert_eq!(
+        diags[0].help.as_deref(),
+        Some("did you mean `max_workers`?")
+    );
 }
 
 #[test]

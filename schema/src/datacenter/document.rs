@@ -121,7 +121,11 @@ impl DatacenterDocument {
             if let LineKind::Entry { key: k, value: v } = &line.kind {
                 let text = if v.is_empty() {
                     let sep = line.text.get(k.end + 1..v.start).unwrap_or("");
-                    let sep = if sep.is_empty() && !value.is_empty() { " " } else { sep };
+                    let sep = if sep.is_empty() && !value.is_empty() {
+                        " "
+                    } else {
+                        sep
+                    };
                     format!("{}{sep}{value}", &line.text[..k.end + 1])
                 } else {
                     format!("{}{value}{}", &line.text[..v.start], &line.text[v.end..])

@@ -57,8 +57,6 @@ pub struct DatacenterView {
     pub other: BTreeMap<String, String>,
 }
 
-const TYPED_KEYS: [&str; 4] = ["migration", "bwlimit", "max_workers", "migration_unsecure"];
-
 impl DatacenterDocument {
     /// The typed view of this document (invalid typed values left out).
     pub fn view(&self) -> DatacenterView {
@@ -98,7 +96,11 @@ impl DatacenterDocument {
                             "datacenter-ignored-line",
                             format!("ignore config line: {trimmed}"),
                         )
-                        .at(Some(Location::from_offset(&text, base + start, trimmed.len())))
+                        .at(Some(Location::from_offset(
+                            &text,
+                            base + start,
+                            trimmed.len(),
+                        )))
                         .with_help("PVE skips lines that are not `key: value` or `# comment`"),
                     );
                 }
@@ -106,9 +108,9 @@ impl DatacenterDocument {
                     let k = line.text.get(key.clone()).unwrap_or("");
                     let loc = Location::from_offset(&text, base + key.start, key.len());
                     if let Some(prev) = last.insert(k, i) {
-                        let prev_line = offsets.get(prev).map(|o| {
-                            Location::from_offset(&text, *o, 0).line.to_string()
-                        });
+                        let prev_line = offsets
+                            .get(prev)
+                            .map(|o| Location::from_offset(&text, *o, 0).line.to_string());
                         diags.push(
                             Diagnostic::warning(
                                 "datacenter-duplicate-key",
@@ -148,7 +150,11 @@ impl DatacenterDocument {
                     return None;
                 };
                 let base = offsets.get(i)?;
-                Some(Location::from_offset(&text, base + value.start, value.len()))
+                Some(Location::from_offset(
+                    &text,
+                    base + value.start,
+                    value.len(),
+                ))
             });
             Diagnostic::warning(
                 "datacenter-invalid-value",
@@ -187,7 +193,11 @@ impl DatacenterDocument {
                 let LineKind::Entry { key, .. } = &line.kind else {
                     return None;
                 };
-                Some(Location::from_offset(&text, offsets.get(i)? + key.start, key.len()))
+                Some(Location::from_offset(
+                    &text,
+                    offsets.get(i)? + key.start,
+                    key.len(),
+                ))
             });
             match parse_bool("migration_unsecure", v) {
                 Err(e) => diags.push(invalid(
@@ -223,7 +233,6 @@ impl DatacenterDocument {
                 }
             }
         }
-        debug_assert!(TYPED_KEYS.iter().all(|k| !view.other.contains_key(*k)));
         diags.sort_by_key(|d| d.location.map(|l| l.offset).unwrap_or(usize::MAX));
         (view, diags)
     }

@@ -11,10 +11,14 @@ pub(crate) fn parse_object(
 ) -> Result<Map<String, Value>, Diagnostic> {
     match serde_json::from_str::<Value>(src) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Diagnostic::error(rule, format!("{file} is not a JSON object"))
-            .at(Some(Location::from_offset(src, 0, 0)))),
-        Err(e) => Err(Diagnostic::error(rule, format!("{file} is not valid JSON: {e}"))
-            .at(Some(location_of(src, e.line(), e.column())))),
+        Ok(_) => Err(
+            Diagnostic::error(rule, format!("{file} is not a JSON object"))
+                .at(Some(Location::from_offset(src, 0, 0))),
+        ),
+        Err(e) => Err(
+            Diagnostic::error(rule, format!("{file} is not valid JSON: {e}"))
+                .at(Some(location_of(src, e.line(), e.column()))),
+        ),
     }
 }
 

@@ -81,7 +81,12 @@ impl Members {
                 for (name, node) in nl {
                     let path = format!("nodelist.{name}.");
                     let serde_json::Value::Object(n) = node else {
-                        return Err(shape(RULE, FILE, &format!("nodelist.{name}"), "is not an object"));
+                        return Err(shape(
+                            RULE,
+                            FILE,
+                            &format!("nodelist.{name}"),
+                            "is not an object",
+                        ));
                     };
                     let ip = match n.get("ip") {
                         None | Some(serde_json::Value::Null) => None,

@@ -67,9 +67,9 @@ impl FromStr for GuestType {
 pub fn is_valid_node_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
-        && b.iter().enumerate().all(|(i, c)| {
-            c.is_ascii_alphanumeric() || (*c == b'-' && i != 0 && i != b.len() - 1)
-        })
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_alphanumeric() || (*c == b'-' && i != 0 && i != b.len() - 1))
 }
 
 /// pmxcfs's `name_is_vm_config`: `^[1-9][0-9]*\.conf$` with the number ≤ `u32::MAX`.

@@ -53,7 +53,12 @@ impl VmList {
                     let p = format!("{path}.");
                     let t = get_str(e, "type", RULE, FILE, &p)?;
                     let vtype = t.parse::<GuestType>().map_err(|msg| {
-                        shape(RULE, FILE, &format!("{p}type"), &format!("is invalid: {msg}"))
+                        shape(
+                            RULE,
+                            FILE,
+                            &format!("{p}type"),
+                            &format!("is invalid: {msg}"),
+                        )
                     })?;
                     ids.insert(
                         vmid,
