@@ -77,9 +77,8 @@ pub(crate) fn owned_netns(prefix: &str) -> Result<Vec<String>> {
         .filter_map(|l| l.split_whitespace().next())
         .filter(|n| {
             *n == sw
-                || n.strip_prefix(&node).is_some_and(|d| {
-                    !d.is_empty() && d.chars().all(|c| c.is_ascii_digit())
-                })
+                || n.strip_prefix(&node)
+                    .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
         })
         .map(str::to_owned)
         .collect())
@@ -87,19 +86,25 @@ pub(crate) fn owned_netns(prefix: &str) -> Result<Vec<String>> {
 
 /// PIDs of the processes whose network namespace is `ns`.
 pub(crate) fn netns_pids(ns: &str) -> Vec<u32> {
-    run(Command::new("ip").args(["netns", "pids", ns]), COMMAND_TIMEOUT)
-        .map(|o| {
-            o.stdout
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    run(
+        Command::new("ip").args(["netns", "pids", ns]),
+        COMMAND_TIMEOUT,
+    )
+    .map(|o| {
+        o.stdout
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// `ip netns del`, ignoring a namespace that is already gone.
 pub(crate) fn delete_netns(ns: &str) -> Result<()> {
-    let out = run(Command::new("ip").args(["netns", "del", ns]), COMMAND_TIMEOUT)?;
+    let out = run(
+        Command::new("ip").args(["netns", "del", ns]),
+        COMMAND_TIMEOUT,
+    )?;
     if out.success() || out.stderr.contains("No such file") {
         Ok(())
     } else {

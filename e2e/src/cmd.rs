@@ -116,7 +116,10 @@ fn reader<R: Read + Send + 'static>(src: Option<R>) -> thread::JoinHandle<String
 }
 
 /// Poll `child` until it exits or `timeout` passes (`Ok(None)`).
-pub(crate) fn wait_child(child: &mut Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
+pub(crate) fn wait_child(
+    child: &mut Child,
+    timeout: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(st) = child.try_wait()? {

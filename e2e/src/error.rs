@@ -90,13 +90,20 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Timeout { what, after } => {
-                write!(f, "timed out after {:.1} s waiting for {what}", after.as_secs_f64())
+                write!(
+                    f,
+                    "timed out after {:.1} s waiting for {what}",
+                    after.as_secs_f64()
+                )
             }
             Error::Parse {
                 what,
                 reason,
                 input,
-            } => write!(f, "cannot parse output of {what}: {reason}\n--- input ---\n{input}"),
+            } => write!(
+                f,
+                "cannot parse output of {what}: {reason}\n--- input ---\n{input}"
+            ),
             Error::Usage(msg) => write!(f, "harness misuse: {msg}"),
         }
     }

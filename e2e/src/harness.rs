@@ -96,7 +96,19 @@ impl Harness {
         for l in 0..links {
             let br = format!("br{l}");
             ip(&["-n", &sw, "link", "add", &br, "type", "bridge"])?;
-            ip(&["-n", &sw, "link", "set", &br, "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
+            ip(&[
+                "-n",
+                &sw,
+                "link",
+                "set",
+                &br,
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
+                "forward_delay",
+                "0",
+            ])?;
             ip(&["-n", &sw, "link", "set", &br, "up"])?;
         }
         h.authkey = h.generate_authkey()?;
@@ -117,7 +129,12 @@ impl Harness {
         let root = self.base.join(format!("n{i}"));
         ip(&["netns", "add", &ns])?;
         // Register before anything else can fail, so Drop deletes the namespace.
-        let dirs = ["etc/corosync", "var/lib/corosync", "var/log/corosync", "run"];
+        let dirs = [
+            "etc/corosync",
+            "var/lib/corosync",
+            "var/log/corosync",
+            "run",
+        ];
         for d in dirs {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(|e| Error::io(format!("mkdir {}", p.display()), e))?;
@@ -125,10 +142,12 @@ impl Harness {
         ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         // A quiet segment: no IPv6 link-local chatter. Best effort.
         let _ = run(
-            Command::new("ip").args(["netns", "exec", &ns, "sysctl", "-qw"]).args([
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ]),
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "sysctl", "-qw"])
+                .args([
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                ]),
             COMMAND_TIMEOUT,
         );
         let helper = spawn_helper(&ns, &root, &node_name(i)).inspect_err(|_| {
@@ -145,9 +164,39 @@ impl Harness {
         for l in 0..self.links {
             let veth = self.switch_port(i, l);
             let eth = format!("eth{l}");
-            ip(&["-n", &self.switch_ns, "link", "add", &veth, "type", "veth", "peer", "name", &eth, "netns", &ns])?;
-            ip(&["-n", &self.switch_ns, "link", "set", &veth, "master", &format!("br{l}"), "up"])?;
-            ip(&["-n", &ns, "addr", "add", &format!("{}/24", self.node_addr(i, l)), "dev", &eth])?;
+            ip(&[
+                "-n",
+                &self.switch_ns,
+                "link",
+                "add",
+                &veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &eth,
+                "netns",
+                &ns,
+            ])?;
+            ip(&[
+                "-n",
+                &self.switch_ns,
+                "link",
+                "set",
+                &veth,
+                "master",
+                &format!("br{l}"),
+                "up",
+            ])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/24", self.node_addr(i, l)),
+                "dev",
+                &eth,
+            ])?;
             ip(&["-n", &ns, "link", "set", &eth, "up"])?;
         }
         self.write_authkey(i, &self.authkey.clone())?;
@@ -216,7 +265,9 @@ impl Harness {
 
     /// [`Harness::write_conf`] on every node.
     pub fn write_conf_all(&self, text: &str) -> Result<()> {
-        self.node_ids().into_iter().try_for_each(|i| self.write_conf(i, text))
+        self.node_ids()
+            .into_iter()
+            .try_for_each(|i| self.write_conf(i, text))
     }
 
     /// Node `i`'s corosync.conf as it is on disk.
@@ -274,7 +325,9 @@ impl Harness {
                     name: node_name(i),
                     nodeid: i as u32,
                     votes: 1,
-                    addrs: (0..links).map(|l| self.node_addr(i, l).to_string()).collect(),
+                    addrs: (0..links)
+                        .map(|l| self.node_addr(i, l).to_string())
+                        .collect(),
                 })
                 .collect(),
         }
@@ -284,7 +337,9 @@ impl Harness {
     /// `<node root>/corosync.stderr.log`). Returns its PID.
     pub fn start(&mut self, i: usize) -> Result<u32> {
         if self.is_running(i)? {
-            return Err(Error::Usage(format!("corosync already running on node {i}")));
+            return Err(Error::Usage(format!(
+                "corosync already running on node {i}"
+            )));
         }
         let node = self.node(i)?;
         let logp = node.root.join("corosync.stderr.log");
@@ -333,7 +388,9 @@ impl Harness {
             Ok(Some(st)) => st,
             _ => {
                 let _ = child.kill();
-                child.wait().map_err(|e| Error::io("wait for corosync", e))?
+                child
+                    .wait()
+                    .map_err(|e| Error::io("wait for corosync", e))?
             }
         };
         cleanup::remove_shm(&BTreeSet::from([pid]));
@@ -356,13 +413,27 @@ impl Harness {
     /// "Pull the cable": set node `i`'s switch port on `link` down.
     pub fn link_down(&self, i: usize, link: usize) -> Result<()> {
         self.node(i)?;
-        ip(&["-n", &self.switch_ns, "link", "set", &self.switch_port(i, link), "down"])
+        ip(&[
+            "-n",
+            &self.switch_ns,
+            "link",
+            "set",
+            &self.switch_port(i, link),
+            "down",
+        ])
     }
 
     /// Plug the cable back in (switch port up).
     pub fn link_up(&self, i: usize, link: usize) -> Result<()> {
         self.node(i)?;
-        ip(&["-n", &self.switch_ns, "link", "set", &self.switch_port(i, link), "up"])
+        ip(&[
+            "-n",
+            &self.switch_ns,
+            "link",
+            "set",
+            &self.switch_port(i, link),
+            "up",
+        ])
     }
 
     /// A `Command` that runs in node `i`'s network, mount and UTS namespaces:
@@ -433,7 +504,11 @@ impl Harness {
             .map_err(|e| Error::io(format!("open {}", log.display()), e))?;
         let f2 = f.try_clone().map_err(|e| Error::io("dup log fd", e))?;
         let mut c = self.nsenter(i)?;
-        c.arg(program).args(args).stdin(Stdio::null()).stdout(f).stderr(f2);
+        c.arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(f)
+            .stderr(f2);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -522,7 +597,12 @@ impl Harness {
     /// Wait until node `i` is quorate and its members are exactly `members`.
     /// Fails early if node `i`'s corosync exits; the error carries the last status and
     /// the node's log tail.
-    pub fn wait_quorate(&mut self, i: usize, members: &[u32], timeout: Duration) -> Result<QuorumStatus> {
+    pub fn wait_quorate(
+        &mut self,
+        i: usize,
+        members: &[u32],
+        timeout: Duration,
+    ) -> Result<QuorumStatus> {
         let mut want = members.to_vec();
         want.sort_unstable();
         self.wait_status(i, timeout, &format!("quorate with members {want:?}"), |s| {
@@ -555,9 +635,7 @@ impl Harness {
                 }
             }
         });
-        let detail = |e: String| {
-            format!("{e}\nlast status: {last}\n{}", self.log_tail(i, 30))
-        };
+        let detail = |e: String| format!("{e}\nlast status: {last}\n{}", self.log_tail(i, 30));
         match res {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(())) => Err(Error::Usage(detail(format!(
@@ -672,7 +750,10 @@ impl Drop for Harness {
             }
         }
         if let Err(e) = self.teardown() {
-            eprintln!("pve-gitops-e2e: teardown of {:?} incomplete: {e}", self.prefix);
+            eprintln!(
+                "pve-gitops-e2e: teardown of {:?} incomplete: {e}",
+                self.prefix
+            );
         }
     }
 }
@@ -700,18 +781,29 @@ fn ip(args: &[&str]) -> Result<()> {
 /// Start the per-node namespace holder and wait for its bind mounts to be in place.
 fn spawn_helper(ns: &str, root: &Path, hostname: &str) -> Result<(Child, ChildStdin)> {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private"])
-        .args(["sh", "-c", HELPER_SCRIPT, "sh"])
-        .arg(root.join("etc/corosync"))
-        .arg(root.join("var/lib/corosync"))
-        .arg(root.join("var/log/corosync"))
-        .arg(root.join("run"))
-        .arg(hostname)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.args([
+        "netns",
+        "exec",
+        ns,
+        "unshare",
+        "--mount",
+        "--uts",
+        "--propagation",
+        "private",
+    ])
+    .args(["sh", "-c", HELPER_SCRIPT, "sh"])
+    .arg(root.join("etc/corosync"))
+    .arg(root.join("var/lib/corosync"))
+    .arg(root.join("var/log/corosync"))
+    .arg(root.join("run"))
+    .arg(hostname)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let what = cmd::describe(&c);
-    let mut child = c.spawn().map_err(|e| Error::io(format!("spawn `{what}`"), e))?;
+    let mut child = c
+        .spawn()
+        .map_err(|e| Error::io(format!("spawn `{what}`"), e))?;
     let stdin = child.stdin.take().expect("piped stdin");
     let mut line = String::new();
     let _ = BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line);

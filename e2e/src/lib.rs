@@ -91,6 +91,7 @@ pub const REQUIRED_TOOLS: &[&str] = &[
     "kill",
     "sh",
     "cat",
+    "hostname",
 ];
 
 /// Why this machine cannot run e2e tests, or `None` if it can (root, tools on `PATH`,
@@ -117,7 +118,9 @@ pub fn missing_requirements() -> Option<String> {
     }
     for d in ["/etc/corosync", "/var/lib/corosync", "/var/log/corosync"] {
         if !Path::new(d).is_dir() {
-            problems.push(format!("missing directory {d} (is the corosync package installed?)"));
+            problems.push(format!(
+                "missing directory {d} (is the corosync package installed?)"
+            ));
         }
     }
     (!problems.is_empty()).then(|| {
@@ -135,8 +138,10 @@ pub fn preflight(test: &str) -> bool {
     match missing_requirements() {
         None => true,
         Some(why) if std::env::var(SKIP_ENV).as_deref() == Ok("1") => {
-            eprintln!("SKIPPED {test}: {why}");
-            println!("SKIPPED {test}: {why}");
+            // Straight to the stderr handle: libtest captures `eprintln!` of passing
+            // tests, and a skip must be visible.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
             false
         }
         Some(why) => panic!("e2e test {test} cannot run: {why}"),
@@ -181,5 +186,8 @@ pub fn pve_gitops_bin() -> Option<PathBuf> {
     for t in targets {
         candidates.extend(["debug", "release"].map(|p| t.join(p).join(NAME)));
     }
-    candidates.into_iter().find(|p| p.is_file())
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .map(|p| p.canonicalize().unwrap_or(p))
 }

@@ -39,14 +39,22 @@ pub fn parse_quorum_status(text: &str) -> Result<QuorumStatus> {
         })
     };
     let num = |name: &str| -> Result<u32> {
-        let v = field(name).ok_or_else(|| Error::parse(WHAT, format!("no `{name}:` line"), text))?;
+        let v =
+            field(name).ok_or_else(|| Error::parse(WHAT, format!("no `{name}:` line"), text))?;
         let first = v.split_whitespace().next().unwrap_or("");
-        parse_u32(first).ok_or_else(|| Error::parse(WHAT, format!("bad `{name}:` value {v:?}"), text))
+        parse_u32(first)
+            .ok_or_else(|| Error::parse(WHAT, format!("bad `{name}:` value {v:?}"), text))
     };
     let quorate = match field("Quorate") {
         Some("Yes") => true,
         Some("No") => false,
-        other => return Err(Error::parse(WHAT, format!("bad `Quorate:` value {other:?}"), text)),
+        other => {
+            return Err(Error::parse(
+                WHAT,
+                format!("bad `Quorate:` value {other:?}"),
+                text,
+            ))
+        }
     };
     let mut members = Vec::new();
     let mut in_table = false;
@@ -329,7 +337,15 @@ Membership information
         assert!(s.quorate);
         assert_eq!(s.local_nodeid, 1);
         assert_eq!(s.ring_id, "1.9");
-        assert_eq!((s.expected_votes, s.highest_expected, s.total_votes, s.quorum), (3, 3, 3, 2));
+        assert_eq!(
+            (
+                s.expected_votes,
+                s.highest_expected,
+                s.total_votes,
+                s.quorum
+            ),
+            (3, 3, 3, 2)
+        );
         assert_eq!(s.flags, vec!["Quorate"]);
         assert_eq!(s.members, vec![1, 2, 3]);
     }
@@ -338,7 +354,10 @@ Membership information
     fn blocked_status_and_hex_ids() {
         let text = QUORATE
             .replace("Quorate:          Yes", "Quorate:          No")
-            .replace("Quorum:           2  ", "Quorum:           2 Activity blocked")
+            .replace(
+                "Quorum:           2  ",
+                "Quorum:           2 Activity blocked",
+            )
             .replace("         3          1 ", "0x00000003          1 ")
             .replace("Flags:            Quorate ", "Flags:            ");
         let s = parse_quorum_status(&text).unwrap();

@@ -20,7 +20,12 @@ fn cluster(prefix: &str, n: usize, links: usize) -> Result<Harness> {
 }
 
 /// [`cluster`] with a tweak applied to the config (version 1, link 0) before start.
-fn cluster_with(prefix: &str, n: usize, links: usize, tweak: impl Fn(&mut TestConf)) -> Result<Harness> {
+fn cluster_with(
+    prefix: &str,
+    n: usize,
+    links: usize,
+    tweak: impl Fn(&mut TestConf),
+) -> Result<Harness> {
     let t = Instant::now();
     let mut h = Harness::new(prefix, n, links)?;
     let ids = h.node_ids();
@@ -34,13 +39,22 @@ fn cluster_with(prefix: &str, n: usize, links: usize, tweak: impl Fn(&mut TestCo
     for &i in &ids {
         h.wait_quorate(i, &members, QUORUM_TIMEOUT)?;
     }
-    eprintln!("{prefix}: {n} nodes quorate after {:.2} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "{prefix}: {n} nodes quorate after {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(h)
 }
 
 /// Assert every node in `nodes` is quorate over `members` with `expected` votes and
 /// runs `version`.
-fn assert_cluster(h: &mut Harness, nodes: &[usize], members: &[u32], expected: u32, version: u64) -> Result<()> {
+fn assert_cluster(
+    h: &mut Harness,
+    nodes: &[usize],
+    members: &[u32],
+    expected: u32,
+    version: u64,
+) -> Result<()> {
     for &i in nodes {
         let st = h.wait_status(i, QUORUM_TIMEOUT, "full membership", |s| {
             s.quorate && s.members == members && s.expected_votes == expected
@@ -62,16 +76,24 @@ fn a_three_nodes_come_up_quorate() -> Result<()> {
     assert_cluster(&mut h, &[1, 2, 3], &[1, 2, 3], 3, 1)?;
     for i in 1..=3 {
         // Per-node private mount + UTS namespace.
-        let conf = h.run_on_node(i, "cat", ["/etc/corosync/corosync.conf"], &[])?.expect_success()?;
+        let conf = h
+            .run_on_node(i, "cat", ["/etc/corosync/corosync.conf"], &[])?
+            .expect_success()?;
         assert_eq!(conf.stdout, h.read_conf(i)?);
-        let host = h.run_on_node(i, "hostname", [] as [&str; 0], &[])?.expect_success()?;
+        let host = h
+            .run_on_node(i, "hostname", [] as [&str; 0], &[])?
+            .expect_success()?;
         assert_eq!(host.stdout.trim(), format!("pve{i}"));
-        let pid = h.run_on_node(i, "cat", ["/run/corosync.pid"], &[])?.expect_success()?;
+        let pid = h
+            .run_on_node(i, "cat", ["/run/corosync.pid"], &[])?
+            .expect_success()?;
         assert_eq!(pid.stdout.trim().parse::<u32>().ok(), h.corosync_pid(i)?);
         let env = h.run_on_node(i, "sh", ["-c", "echo $E2E_PROBE"], &[("E2E_PROBE", "x1")])?;
         assert_eq!(env.stdout.trim(), "x1");
 
-        let name = h.cmap_get(i, "totem.cluster_name")?.expect("cluster_name in cmap");
+        let name = h
+            .cmap_get(i, "totem.cluster_name")?
+            .expect("cluster_name in cmap");
         assert_eq!((name.ty.as_str(), name.value.as_str()), ("str", "e2e"));
         assert_eq!(h.cmap_get(i, "totem.no_such_key")?, None);
 
@@ -81,18 +103,32 @@ fn a_three_nodes_come_up_quorate() -> Result<()> {
         assert_eq!(l0.addr, h.node_addr(i, 0).to_string());
         assert_eq!(l0.status_of(i as u32), Some("localhost"));
         for j in (1..=3).filter(|&j| j != i) {
-            assert_eq!(l0.status_of(j as u32), Some("connected"), "node {i} -> {j}: {ls:?}");
+            assert_eq!(
+                l0.status_of(j as u32),
+                Some("connected"),
+                "node {i} -> {j}: {ls:?}"
+            );
         }
         let ns = h.node_status(i)?;
         let others: BTreeSet<u32> = ns.iter().map(|n| n.nodeid).collect();
         let want: BTreeSet<u32> = (1..=3).filter(|&j| j != i as u32).collect();
         assert_eq!(others, want, "{ns:?}");
-        assert!(ns.iter().all(|n| n.reachable && n.link(0).is_some_and(|l| l.connected)), "{ns:?}");
+        assert!(
+            ns.iter()
+                .all(|n| n.reachable && n.link(0).is_some_and(|l| l.connected)),
+            "{ns:?}"
+        );
     }
     // Nothing leaks into the host network namespace.
-    let host_links = Command::new("ip").args(["-o", "link"]).output().expect("ip link");
+    let host_links = Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .expect("ip link");
     let host_links = String::from_utf8_lossy(&host_links.stdout);
-    assert!(!host_links.contains("pgea"), "host netns sees harness links:\n{host_links}");
+    assert!(
+        !host_links.contains("pgea"),
+        "host netns sees harness links:\n{host_links}"
+    );
     Ok(())
 }
 
@@ -108,19 +144,30 @@ fn b_add_fourth_node_by_reload() -> Result<()> {
     h.reload(1)?;
     // Reloaded everywhere before node 4 runs: expected 4, 3 present, quorum 3.
     for i in 1..=3 {
-        let st = h.wait_status(i, QUORUM_TIMEOUT, "expected 4 after reload", |s| s.expected_votes == 4)?;
+        let st = h.wait_status(i, QUORUM_TIMEOUT, "expected 4 after reload", |s| {
+            s.expected_votes == 4
+        })?;
         assert!(st.quorate, "{st:?}");
-        assert_eq!((st.total_votes, st.quorum, st.members.len()), (3, 3, 3), "{st:?}");
+        assert_eq!(
+            (st.total_votes, st.quorum, st.members.len()),
+            (3, 3, 3),
+            "{st:?}"
+        );
         assert_eq!(h.config_version(i)?, 2);
     }
     let t = Instant::now();
     h.start(4)?;
     h.wait_quorate(4, &[1, 2, 3, 4], QUORUM_TIMEOUT)?;
-    eprintln!("pgeb: node 4 joined after {:.2} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "pgeb: node 4 joined after {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     assert_cluster(&mut h, &[1, 2, 3, 4], &[1, 2, 3, 4], 4, 2)?;
     let nodelist = h.cmap_prefix(1, "nodelist.node.")?;
     assert!(
-        nodelist.iter().any(|e| e.key.ends_with(".ring0_addr") && e.value == h.node_addr(4, 0).to_string()),
+        nodelist
+            .iter()
+            .any(|e| e.key.ends_with(".ring0_addr") && e.value == h.node_addr(4, 0).to_string()),
         "{nodelist:?}"
     );
     Ok(())
@@ -133,28 +180,49 @@ fn c_stop_one_node_and_expected_votes() -> Result<()> {
     }
     let mut h = cluster("pgec", 3, 1)?;
     // 3 of 3 votes present: -e may neither go below 3 nor make the cluster inquorate.
-    let refused = h.set_expected(1, 2).expect_err("-e 2 with 3 votes present must be refused");
-    assert!(refused.to_string().contains("CS_ERR_INVALID_PARAM"), "{refused}");
+    let refused = h
+        .set_expected(1, 2)
+        .expect_err("-e 2 with 3 votes present must be refused");
+    assert!(
+        refused.to_string().contains("CS_ERR_INVALID_PARAM"),
+        "{refused}"
+    );
     h.set_expected(1, 4)?;
-    h.wait_status(2, QUORUM_TIMEOUT, "expected 4 via -e", |s| s.expected_votes == 4 && s.quorum == 3)?;
+    h.wait_status(2, QUORUM_TIMEOUT, "expected 4 via -e", |s| {
+        s.expected_votes == 4 && s.quorum == 3
+    })?;
     // A reload recomputes expected votes from the nodelist.
     h.reload(1)?;
-    h.wait_status(2, QUORUM_TIMEOUT, "expected 3 after reload", |s| s.expected_votes == 3 && s.quorum == 2)?;
+    h.wait_status(2, QUORUM_TIMEOUT, "expected 3 after reload", |s| {
+        s.expected_votes == 3 && s.quorum == 2
+    })?;
 
     let t = Instant::now();
     let status = h.stop(3)?;
-    eprintln!("pgec: node 3 stopped ({status}) in {:.2} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "pgec: node 3 stopped ({status}) in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     assert!(!h.is_running(3)?);
     for i in [1, 2] {
         let st = h.wait_quorate(i, &[1, 2], QUORUM_TIMEOUT)?;
-        assert_eq!((st.expected_votes, st.total_votes, st.quorum), (3, 2, 2), "{st:?}");
+        assert_eq!(
+            (st.expected_votes, st.total_votes, st.quorum),
+            (3, 2, 2),
+            "{st:?}"
+        );
     }
     // 2 votes present: accepted range is 2..=3.
     for bad in [1, 4, 5] {
-        assert!(h.set_expected(1, bad).is_err(), "-e {bad} with 2 votes present must be refused");
+        assert!(
+            h.set_expected(1, bad).is_err(),
+            "-e {bad} with 2 votes present must be refused"
+        );
     }
     h.set_expected(1, 2)?;
-    let st = h.wait_status(2, QUORUM_TIMEOUT, "expected 2 via -e", |s| s.expected_votes == 2)?;
+    let st = h.wait_status(2, QUORUM_TIMEOUT, "expected 2 via -e", |s| {
+        s.expected_votes == 2
+    })?;
     assert!(st.quorate && st.quorum == 2, "{st:?}");
     Ok(())
 }
@@ -183,13 +251,21 @@ fn d_second_link_survives_cable_pull() -> Result<()> {
     h.reload(1)?;
     let t = Instant::now();
     for i in 1..=3 {
-        wait_for(QUORUM_TIMEOUT, &format!("link 1 connected on node {i}"), || {
-            let ns = h.node_status(i).ok()?;
-            (ns.len() == 2 && ns.iter().all(|n| n.link(1).is_some_and(|l| l.connected))).then_some(())
-        })?;
+        wait_for(
+            QUORUM_TIMEOUT,
+            &format!("link 1 connected on node {i}"),
+            || {
+                let ns = h.node_status(i).ok()?;
+                (ns.len() == 2 && ns.iter().all(|n| n.link(1).is_some_and(|l| l.connected)))
+                    .then_some(())
+            },
+        )?;
         assert_eq!(h.config_version(i)?, 2);
         let l1 = h.link_status(i)?;
-        assert_eq!(l1.link(1).expect("link 1").addr, h.node_addr(i, 1).to_string());
+        assert_eq!(
+            l1.link(1).expect("link 1").addr,
+            h.node_addr(i, 1).to_string()
+        );
     }
     eprintln!("pged: link 1 up after {:.2} s", t.elapsed().as_secs_f64());
     let ring = h.quorum_status(1)?.ring_id;
@@ -201,14 +277,23 @@ fn d_second_link_survives_cable_pull() -> Result<()> {
         let n2 = ns.iter().find(|n| n.nodeid == 2)?;
         (n2.reachable && !n2.link(0)?.connected && n2.link(1)?.connected).then_some(())
     })?;
-    eprintln!("pged: link 0 of node 2 detected down after {:.2} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "pged: link 0 of node 2 detected down after {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     // Hold for longer than the token timeout: no membership change at all.
     let hold = Instant::now();
     while hold.elapsed() < Duration::from_secs(6) {
         for i in 1..=3 {
             let st = h.quorum_status(i)?;
-            assert!(st.quorate && st.members == [1, 2, 3], "node {i} during cable pull: {st:?}");
-            assert_eq!(st.ring_id, ring, "node {i}: membership changed during cable pull");
+            assert!(
+                st.quorate && st.members == [1, 2, 3],
+                "node {i} during cable pull: {st:?}"
+            );
+            assert_eq!(
+                st.ring_id, ring,
+                "node {i}: membership changed during cable pull"
+            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -231,16 +316,27 @@ fn e_cleanup_stale_after_crash() -> Result<()> {
     let mut h = Harness::new("pgee", 2, 1)?;
     h.write_conf_all(&h.render_conf(&[1, 2], 1, 1))?;
     let pid = h.start(1)?;
-    wait_until(QUORUM_TIMEOUT, || h.cmap_get(1, "totem.config_version").is_ok())?;
+    wait_until(QUORUM_TIMEOUT, || {
+        h.cmap_get(1, "totem.config_version").is_ok()
+    })?;
     // Simulate a crashed test process: nothing runs Drop.
     std::mem::forget(h);
     assert!(Path::new(&format!("/proc/{pid}")).exists());
     cleanup_stale("pgee")?;
-    let ns = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let ns = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
     let ns = String::from_utf8_lossy(&ns.stdout);
-    assert!(!ns.lines().any(|l| l.starts_with("pgee-")), "namespaces left:\n{ns}");
+    assert!(
+        !ns.lines().any(|l| l.starts_with("pgee-")),
+        "namespaces left:\n{ns}"
+    );
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(stat.is_empty() || stat.contains(") Z"), "corosync {pid} still alive: {stat}");
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "corosync {pid} still alive: {stat}"
+    );
     assert!(!base_dir("pgee").exists());
     let shm: Vec<String> = std::fs::read_dir("/dev/shm")
         .expect("/dev/shm")
@@ -249,5 +345,31 @@ fn e_cleanup_stale_after_crash() -> Result<()> {
         .filter(|n| n.starts_with(&format!("qb-corosync-{pid}-")))
         .collect();
     assert!(shm.is_empty(), "shm left: {shm:?}");
+    Ok(())
+}
+
+#[test]
+fn f_run_pve_gitops_binary_on_a_node() -> Result<()> {
+    if !preflight("f_run_pve_gitops_binary_on_a_node") {
+        return Ok(());
+    }
+    let Some(bin) = pve_gitops_e2e::pve_gitops_bin() else {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED f_run_pve_gitops_binary_on_a_node: pve-gitops not built \
+             (cargo build -p pve-gitops, or set PVE_GITOPS_BIN)"
+        );
+        return Ok(());
+    };
+    let h = Harness::new("pgef", 1, 1)?;
+    // Only the exit status: the controller's CLI is still evolving.
+    h.run_on_node(1, &bin, ["--help"], &[("RUST_BACKTRACE", "0")])?
+        .expect_success()?;
+    // The node's view: its own hostname and an empty private /etc/corosync but the authkey.
+    let ls = h
+        .run_on_node(1, "ls", ["/etc/corosync"], &[])?
+        .expect_success()?;
+    assert_eq!(ls.stdout.trim(), "authkey");
     Ok(())
 }
