@@ -1,1 +1,0 @@
-//! pmxcfs virtual files and guest configs (filled in shortly).
