@@ -1,0 +1,11 @@
+//! pve-gitops: a GitOps controller for Proxmox VE and corosync clusters.
+//!
+//! Data flow of one reconcile (DESIGN.md §2): a target ([`target::Target`]) observes the live
+//! cluster into [`observed::Observed`] (pure data); [`plan::plan`] diffs the desired
+//! `Cluster` manifest against it and returns an ordered, quorum-checked [`plan::Plan`] (pure,
+//! deterministic, no I/O); the plan is rendered for `--dry-run` or applied step by step,
+//! re-observing before each step so that a step whose effect is present is skipped.
+
+pub mod observed;
+pub mod plan;
+pub mod target;

@@ -1,0 +1,85 @@
+//! Targets: where `observe` reads and `apply` writes (DESIGN.md §3). Every target exposes the
+//! same trait; the planner never knows which one it has.
+
+pub mod sim;
+
+use crate::observed::Observed;
+use crate::plan::step::Step;
+use std::path::PathBuf;
+
+/// What went wrong talking to a target. Variants are named after the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// Reading a file or directory of the target failed.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Writing a file or directory of the target failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file of the target could not be parsed.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong, with line:col where known.
+        message: String,
+    },
+    /// The cluster refused the step (as corosync / pvecm would), with its reason.
+    #[error("{step} refused: {reason}")]
+    Refused {
+        /// The step's summary.
+        step: String,
+        /// Why.
+        reason: String,
+    },
+    /// A command failed.
+    #[error("`{command}` failed: {message}")]
+    Command {
+        /// The command line (never with secrets).
+        command: String,
+        /// Its error output or exit status.
+        message: String,
+    },
+    /// The target cannot be used (missing directory, bad argument).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What applying a step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// One line for the progress output.
+    pub message: String,
+    /// How long it took (simulated for the sim target), in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// A cluster the controller can observe and change.
+pub trait Target {
+    /// How to show the target to the operator, e.g. `sim:DIR (simulated cluster)`.
+    fn describe(&self) -> String;
+
+    /// Read the live state.
+    ///
+    /// # Errors
+    /// The cluster's files or tools could not be read.
+    fn observe(&mut self) -> Result<Observed, TargetError>;
+
+    /// Carry out one step. Refuses (with the cluster's own reason) what the real cluster
+    /// would refuse; never reports success for a change that did not take effect.
+    ///
+    /// # Errors
+    /// The step was refused or failed; the cluster is as it was, or the step's effect is
+    /// partial in a way a new `observe` shows.
+    fn apply(&mut self, step: &Step) -> Result<Applied, TargetError>;
+}
