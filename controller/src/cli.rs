@@ -23,6 +23,15 @@ pub enum Format {
     Github,
 }
 
+/// Output format of `reconcile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanOutput {
+    /// Like `terraform plan`: one line per step, unified diffs, a summary.
+    Text,
+    /// One JSON object (see README "JSON output").
+    Json,
+}
+
 /// Kind of a pmxcfs config file for `conf check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ConfKind {
@@ -48,6 +57,35 @@ pub enum Command {
         /// Treat warnings as errors.
         #[arg(long)]
         strict: bool,
+    },
+    /// Plan (`--dry-run`) or apply the changes that bring a cluster to the manifest.
+    ///
+    /// Exit codes: dry run 0 in sync, 1 changes pending (blocked steps included), 2 error
+    /// (invalid manifest, unreadable cluster, refused plan); apply 0 converged, 1 stopped at a
+    /// `wait` gate, 2 error.
+    ///
+    /// Without --target: a Proxmox VE node is not supported yet; otherwise the embedded
+    /// simulated cluster in .pve-gitops/sim is used (created from the manifest on first use),
+    /// and the first output line says so.
+    Reconcile {
+        /// The Cluster manifest.
+        #[arg(short = 'f', long = "file", value_name = "MANIFEST")]
+        file: PathBuf,
+        /// Where the cluster is: `sim:DIR` (simulated cluster in DIR).
+        #[arg(long, value_name = "T")]
+        target: Option<String>,
+        /// The node this controller runs on (real targets).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        /// Only show the plan.
+        #[arg(long)]
+        dry_run: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanOutput::Text)]
+        output: PlanOutput,
+        /// Stop after this many applied steps.
+        #[arg(long, default_value_t = 10_000, hide = true)]
+        max_steps: usize,
     },
     /// Print the JSON Schema of the Cluster manifest.
     Schema,

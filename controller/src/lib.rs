@@ -9,3 +9,4 @@
 pub mod observed;
 pub mod plan;
 pub mod target;
+pub mod render;

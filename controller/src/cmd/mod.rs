@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod reconcile;
 mod validate;
 
 use crate::cli::{Cli, Command};
@@ -34,6 +35,21 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             format,
             strict,
         } => validate::run(&paths, format, strict),
+        Command::Reconcile {
+            file,
+            target,
+            node,
+            dry_run,
+            output,
+            max_steps,
+        } => reconcile::run(reconcile::Args {
+            manifest: &file,
+            target: target.as_deref(),
+            node: node.as_deref(),
+            dry_run,
+            output,
+            max_steps,
+        }),
         Command::Schema => {
             print!("{}", pve_gitops_schema::spec::json_schema());
             Ok(Outcome::Ok)

@@ -83,3 +83,20 @@ pub trait Target {
     /// partial in a way a new `observe` shows.
     fn apply(&mut self, step: &Step) -> Result<Applied, TargetError>;
 }
+
+/// Open the target named by `--target` (None: the default for this machine).
+///
+/// Returns the target and, for the default, a note for the first output line.
+///
+/// # Errors
+/// An unknown target kind, or a target that cannot be opened.
+pub fn resolve(
+    spec: Option<&str>,
+    _node: Option<&str>,
+    _cluster: &pve_gitops_schema::spec::Cluster,
+) -> Result<(Box<dyn Target>, Option<String>), TargetError> {
+    Err(TargetError::Unavailable(format!(
+        "target {} is not available yet",
+        spec.unwrap_or("(default)")
+    )))
+}

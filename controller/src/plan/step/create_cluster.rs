@@ -20,6 +20,7 @@ pub struct CreateCluster {
     /// Its address per link.
     pub links: BTreeMap<u8, String>,
     /// The corosync.conf to write (config_version 1).
+    #[serde(skip)]
     pub corosync_conf: String,
 }
 

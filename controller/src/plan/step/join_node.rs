@@ -23,6 +23,7 @@ pub struct JoinNode {
     /// config_version after it.
     pub to_version: u64,
     /// corosync.conf after the edit.
+    #[serde(skip)]
     pub corosync_conf: String,
 }
 

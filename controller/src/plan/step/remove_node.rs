@@ -16,6 +16,7 @@ pub struct RemoveNode {
     /// config_version after.
     pub to_version: u64,
     /// corosync.conf after the edit.
+    #[serde(skip)]
     pub corosync_conf: String,
 }
 

@@ -31,6 +31,7 @@ pub struct UpdateCorosync {
     /// config_version after.
     pub to_version: u64,
     /// corosync.conf after the edit.
+    #[serde(skip)]
     pub corosync_conf: String,
 }
 

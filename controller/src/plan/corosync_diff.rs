@@ -1,0 +1,301 @@
+//! corosync.conf differences between the manifest and the live file, as `update_corosync`
+//! steps (one config_version bump each), in a safe order:
+//!
+//! 1. add new links (a working link must exist at all times, so adding comes before removing);
+//! 2. re-address a link: when another unchanged link carries traffic, remove the link
+//!    (reload) and add it back with the new addresses (reload) — corosync refuses to change an
+//!    existing node's address on an existing link by reload; otherwise a rolling restart;
+//! 3. remove links the manifest no longer uses;
+//! 4. options corosync re-reads on reload (votes, link priority, token_coefficient, two_node);
+//! 5. options only read at startup (link_mode/rrp_mode, transport, ip_version, secauth,
+//!    wait_for_all): one edit applied by a rolling restart with a quorum check between nodes.
+
+use super::phases::{executor, links_of, Batch};
+use super::step::{Method, Step, StepKind, UpdateCorosync};
+use crate::observed::Observed;
+use pve_gitops_schema::corosync::Document;
+use pve_gitops_schema::spec::{Cluster, Transport};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Joined nodes the manifest keeps, with their desired and live addresses per link.
+struct Pair {
+    name: String,
+    desired: BTreeMap<u8, String>,
+    live: BTreeMap<u8, String>,
+    desired_votes: u32,
+    live_votes: u32,
+}
+
+fn pairs(desired: &Cluster, doc: &Document) -> Vec<Pair> {
+    let view = doc.view();
+    let mut out = Vec::new();
+    for n in desired.present_nodes() {
+        if let Some(live) = view.node_by_name(&n.name) {
+            out.push(Pair {
+                name: n.name.clone(),
+                desired: links_of(n),
+                live: live.rings.clone(),
+                desired_votes: n.quorum_votes,
+                live_votes: live.quorum_votes.unwrap_or(1),
+            });
+        }
+    }
+    out
+}
+
+fn bool01(b: bool) -> &'static str {
+    if b {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+/// Build the step for `changes` applied to `next` (already edited).
+fn step(model: &Observed, mut next: Document, changes: Vec<String>, method: Method, method_reason: &str) -> Option<Step> {
+    let via = executor(model, &[])?;
+    let from_version = model.config_version();
+    let to_version = next.bump_config_version();
+    let mut order: Vec<(u32, String)> = next
+        .view()
+        .nodes
+        .into_iter()
+        .filter_map(|n| Some((n.nodeid.unwrap_or(0), n.name?)))
+        .filter(|(_, n)| model.membership.online.contains(n))
+        .collect();
+    order.sort();
+    let reason = match method {
+        Method::Reload => "corosync.conf differs from the manifest".to_string(),
+        Method::RollingRestart => format!("corosync.conf differs from the manifest; {method_reason}"),
+    };
+    Some(Step::new(
+        StepKind::UpdateCorosync(UpdateCorosync {
+            changes,
+            method,
+            method_reason: method_reason.to_string(),
+            restart_order: match method {
+                Method::Reload => Vec::new(),
+                Method::RollingRestart => order.into_iter().map(|(_, n)| n).collect(),
+            },
+            from_version,
+            to_version,
+            corosync_conf: String::new(),
+        }),
+        via,
+        reason,
+    ))
+    .map(|mut s| {
+        if let StepKind::UpdateCorosync(u) = &mut s.kind {
+            u.corosync_conf = next.to_string();
+        }
+        s
+    })
+}
+
+fn add_interface(desired: &Cluster, next: &mut Document, link: u8) {
+    let t = &desired.spec.totem;
+    let settings = t.links.iter().find(|l| l.number == link);
+    let mut keys: Vec<(String, String)> = Vec::new();
+    if t.transport == Transport::Knet {
+        if let Some(p) = settings.and_then(|s| s.priority) {
+            keys.push(("knet_link_priority".into(), p.to_string()));
+        }
+    } else if let Some(b) = settings.and_then(|s| s.bindnetaddr) {
+        keys.push(("bindnetaddr".into(), b.to_string()));
+    }
+    let refs: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    next.add_interface(link, &refs);
+}
+
+/// The next corosync.conf edit the manifest needs, if any.
+pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+    let doc = model.corosync.as_ref()?;
+    if !model.membership.quorate {
+        return None;
+    }
+    let view = doc.view();
+    let pairs = pairs(desired, doc);
+    let live_links: BTreeSet<u8> = view.nodes.iter().flat_map(|n| n.rings.keys().copied()).collect();
+    let want_links: BTreeSet<u8> = desired.link_numbers().into_iter().collect();
+    let mut candidates: Vec<Step> = Vec::new();
+
+    // 1. New links.
+    let added: Vec<u8> = want_links.difference(&live_links).copied().collect();
+    if !added.is_empty() {
+        let mut next = doc.clone();
+        let mut changes = Vec::new();
+        for l in &added {
+            for p in &pairs {
+                if let Some(a) = p.desired.get(l) {
+                    next.set_ring_addr(&p.name, *l, a);
+                }
+            }
+            add_interface(desired, &mut next, *l);
+            changes.push(format!("add link {l}"));
+        }
+        candidates.extend(step(model, next, changes, Method::Reload, ""));
+    }
+
+    // 2. Re-addressed links.
+    let unchanged: BTreeSet<u8> = want_links
+        .intersection(&live_links)
+        .copied()
+        .filter(|l| pairs.iter().all(|p| p.desired.get(l) == p.live.get(l)))
+        .collect();
+    for l in want_links.intersection(&live_links) {
+        let moved: Vec<&Pair> = pairs.iter().filter(|p| p.desired.get(l) != p.live.get(l)).collect();
+        if moved.is_empty() {
+            continue;
+        }
+        let what: Vec<String> = moved
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} ring{l}_addr {} -> {}",
+                    p.name,
+                    p.live.get(l).map(String::as_str).unwrap_or("(none)"),
+                    p.desired.get(l).map(String::as_str).unwrap_or("(none)")
+                )
+            })
+            .collect();
+        let mut next = doc.clone();
+        if unchanged.iter().any(|k| k != l) {
+            next.remove_ring_addr_everywhere(*l);
+            next.remove_interface(*l);
+            let mut changes = vec![format!("remove link {l} to re-create it with new addresses (step 1 of 2: {})", what.join(", "))];
+            changes.dedup();
+            candidates.extend(step(model, next, changes, Method::Reload, ""));
+        } else {
+            for p in &moved {
+                if let Some(a) = p.desired.get(l) {
+                    next.set_ring_addr(&p.name, *l, a);
+                }
+            }
+            candidates.extend(step(
+                model,
+                next,
+                vec![format!("change {}", what.join(", "))],
+                Method::RollingRestart,
+                &format!("no other link carries traffic while link {l} is re-created, and corosync cannot change an address by reload"),
+            ));
+        }
+    }
+
+    // 3. Links the manifest no longer uses.
+    let removed: Vec<u8> = live_links.difference(&want_links).copied().collect();
+    if !removed.is_empty() && !want_links.is_empty() {
+        let mut next = doc.clone();
+        let mut changes = Vec::new();
+        for l in &removed {
+            next.remove_ring_addr_everywhere(*l);
+            next.remove_interface(*l);
+            changes.push(format!("remove link {l}"));
+        }
+        candidates.extend(step(model, next, changes, Method::Reload, ""));
+    }
+
+    // 4. Reloadable options.
+    {
+        let mut next = doc.clone();
+        let mut changes = Vec::new();
+        for p in &pairs {
+            if p.desired_votes != p.live_votes {
+                next.set_node_key(&p.name, "quorum_votes", &p.desired_votes.to_string());
+                changes.push(format!("{} quorum_votes {} -> {}", p.name, p.live_votes, p.desired_votes));
+            }
+        }
+        if desired.spec.totem.transport == Transport::Knet {
+            for ls in &desired.spec.totem.links {
+                let Some(want) = ls.priority else { continue };
+                if !live_links.contains(&ls.number) {
+                    continue;
+                }
+                let live = view
+                    .totem
+                    .interfaces
+                    .get(&ls.number)
+                    .and_then(|i| i.knet_link_priority);
+                if live != Some(want) {
+                    next.add_interface(ls.number, &[("knet_link_priority", &want.to_string())]);
+                    changes.push(format!(
+                        "link {} knet_link_priority {} -> {want}",
+                        ls.number,
+                        live.map(|p| p.to_string()).unwrap_or_else(|| "(default)".into())
+                    ));
+                }
+            }
+        }
+        if let Some(tc) = desired.spec.totem.token_coefficient {
+            if view.totem.token_coefficient != Some(tc) {
+                next.set(&["totem"], "token_coefficient", &tc.to_string());
+                changes.push(format!("token_coefficient -> {tc}"));
+            }
+        }
+        if let Some(b) = desired.spec.quorum.two_node {
+            if view.quorum.two_node.unwrap_or(0) != u8::from(b) {
+                next.set(&["quorum"], "two_node", bool01(b));
+                changes.push(format!("two_node -> {}", bool01(b)));
+            }
+        }
+        if !changes.is_empty() {
+            candidates.extend(step(model, next, changes, Method::Reload, ""));
+        }
+    }
+
+    // 5. Options read only at startup.
+    {
+        let t = &desired.spec.totem;
+        let mut next = doc.clone();
+        let mut changes = Vec::new();
+        let live_transport = view.effective_transport().to_string();
+        if live_transport != t.transport.as_str() {
+            next.set(&["totem"], "transport", t.transport.as_str());
+            changes.push(format!("transport {live_transport} -> {}", t.transport.as_str()));
+        }
+        if let Some(mode) = t.rrp_mode {
+            let (key, live) = match t.transport {
+                Transport::Knet => ("link_mode", view.totem.link_mode.clone().unwrap_or_else(|| "passive".into())),
+                _ => ("rrp_mode", view.totem.rrp_mode.clone().unwrap_or_else(|| "none".into())),
+            };
+            if live != mode.as_str() {
+                next.set(&["totem"], key, mode.as_str());
+                changes.push(format!("{key} {live} -> {}", mode.as_str()));
+            }
+        }
+        if let Some(live) = &view.totem.ip_version {
+            if live != t.ip_version.as_str() {
+                next.set(&["totem"], "ip_version", t.ip_version.as_str());
+                changes.push(format!("ip_version {live} -> {}", t.ip_version.as_str()));
+            }
+        }
+        if let Some(live) = &view.totem.secauth {
+            let on = matches!(live.as_str(), "on" | "yes" | "1");
+            if on != t.secauth {
+                let v = if t.secauth { "on" } else { "off" };
+                next.set(&["totem"], "secauth", v);
+                changes.push(format!("secauth {live} -> {v}"));
+            }
+        }
+        if let Some(b) = desired.spec.quorum.wait_for_all {
+            if view.quorum.wait_for_all.unwrap_or(0) != u8::from(b) {
+                next.set(&["quorum"], "wait_for_all", bool01(b));
+                changes.push(format!("wait_for_all -> {}", bool01(b)));
+            }
+        }
+        if !changes.is_empty() {
+            candidates.extend(step(
+                model,
+                next,
+                changes,
+                Method::RollingRestart,
+                "corosync reads these only at startup",
+            ));
+        }
+    }
+
+    let first = candidates.into_iter().find(|s| !excluded.contains(&s.key()))?;
+    Some(Batch {
+        steps: vec![first],
+        errors: Vec::new(),
+    })
+}

@@ -1,0 +1,592 @@
+//! The planning phases, in the order the Proxmox admin guide requires (DESIGN.md §2):
+//! create, regain quorum, converge config versions, remove powered-off nodes, join (serially),
+//! corosync.conf edits, expected votes, datacenter.cfg, guest placement, evacuation and the
+//! power-off gate. [`next_batch`] returns the steps of the first phase that has work.
+
+use super::corosync_diff;
+use super::quorum::expected_votes_accepted;
+use super::step::*;
+use crate::observed::Observed;
+use pve_gitops_schema::corosync::{Corosync2Options, Document, NodeEntry, PveClusterOptions};
+use pve_gitops_schema::datacenter::{Migration, MigrationType};
+use pve_gitops_schema::spec::{Cluster, GuestType, Node, Transport};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Steps proposed by one phase, and refusals found on the way.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Steps, in order.
+    pub steps: Vec<Step>,
+    /// Refusals (the plan is refused when any exist).
+    pub errors: Vec<String>,
+}
+
+impl Batch {
+    fn one(step: Step) -> Batch {
+        Batch {
+            steps: vec![step],
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// The addresses a manifest node has per link.
+pub fn links_of(n: &Node) -> BTreeMap<u8, String> {
+    n.rings().map(|(l, a)| (l, a.to_string())).collect()
+}
+
+/// The node that runs cluster-wide steps: the online member with the lowest nodeid, never one
+/// of `exclude`.
+pub fn executor(model: &Observed, exclude: &[&str]) -> Option<String> {
+    let doc = model.corosync.as_ref()?;
+    let mut nodes: Vec<(u32, String)> = doc
+        .view()
+        .nodes
+        .into_iter()
+        .filter_map(|n| Some((n.nodeid.unwrap_or(u32::MAX), n.name?)))
+        .filter(|(_, name)| model.membership.online.contains(name) && !exclude.contains(&name.as_str()))
+        .collect();
+    nodes.sort();
+    nodes.into_iter().next().map(|(_, n)| n)
+}
+
+/// Nodes the manifest wants gone that are still in the nodelist: `state: absent`, plus live
+/// nodes missing from the manifest when `policy.prune_nodes` is set. Sorted by nodeid.
+fn nodes_to_remove(desired: &Cluster, model: &Observed) -> Vec<String> {
+    let Some(doc) = &model.corosync else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u32, String)> = doc
+        .view()
+        .nodes
+        .into_iter()
+        .filter_map(|n| {
+            let name = n.name?;
+            let remove = match desired.node(&name) {
+                Some(d) => !d.is_present(),
+                None => desired.spec.policy.prune_nodes,
+            };
+            remove.then_some((n.nodeid.unwrap_or(0), name))
+        })
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, n)| n).collect()
+}
+
+/// The next steps the manifest needs, from the first phase that has work.
+pub fn next_batch(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Batch {
+    let phases: [fn(&Cluster, &Observed, &BTreeSet<String>) -> Option<Batch>; 11] = [
+        create,
+        regain_quorum,
+        converge_versions,
+        remove_offline,
+        join,
+        corosync_diff::update,
+        expected_votes,
+        datacenter,
+        placement,
+        evacuate,
+        power_off,
+    ];
+    for phase in phases {
+        if let Some(b) = phase(desired, model, excluded) {
+            if !b.steps.is_empty() || !b.errors.is_empty() {
+                return b;
+            }
+        }
+    }
+    Batch::default()
+}
+
+fn power_on_gate(node: &str, excluded: &BTreeSet<String>, why: &str) -> Option<Batch> {
+    let step = Step::new(
+        StepKind::Wait(Wait {
+            gate: Gate::PowerOn {
+                node: node.to_string(),
+            },
+        }),
+        node,
+        why,
+    );
+    (!excluded.contains(&step.key())).then(|| Batch::one(step))
+}
+
+fn create(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+    if model.corosync.is_some() {
+        return None;
+    }
+    let founder = desired.present_nodes().min_by_key(|n| n.nodeid)?;
+    match model.hosts.get(&founder.name) {
+        Some(h) if h.online => {}
+        Some(_) => {
+            return power_on_gate(
+                &founder.name,
+                excluded,
+                "the founding node (lowest nodeid) must be running to create the cluster",
+            )
+        }
+        None => {
+            return Some(Batch {
+                steps: Vec::new(),
+                errors: vec![format!(
+                    "refused: the founding node `{}` (lowest nodeid) is not a host of this target",
+                    founder.name
+                )],
+            })
+        }
+    }
+    let t = &desired.spec.totem;
+    let entry = NodeEntry {
+        name: founder.name.clone(),
+        nodeid: founder.nodeid,
+        quorum_votes: founder.quorum_votes,
+        rings: links_of(founder),
+    };
+    let priorities: BTreeMap<u8, Option<u8>> = t.links.iter().map(|l| (l.number, l.priority)).collect();
+    let links: Vec<(u8, Option<u8>)> = entry
+        .rings
+        .keys()
+        .map(|l| (*l, priorities.get(l).copied().flatten()))
+        .collect();
+    let corosync2 = (t.transport != Transport::Knet).then(|| Corosync2Options {
+        bindnetaddrs: t
+            .links
+            .iter()
+            .filter_map(|l| Some((l.number, l.bindnetaddr?.to_string())))
+            .collect(),
+        rrp_mode: t.rrp_mode.map(|m| m.as_str().to_string()),
+    });
+    let opts = PveClusterOptions {
+        ip_version: Some(t.ip_version.as_str().to_string()),
+        link_mode: match t.transport {
+            Transport::Knet => t.rrp_mode.map(|m| m.as_str().to_string()),
+            _ => None,
+        },
+        token_coefficient: t.token_coefficient,
+        corosync2,
+    };
+    let mut doc = Document::new_pve_cluster(&desired.metadata.name, &[entry.clone()], &links, &opts);
+    if t.transport == Transport::Udp {
+        doc.set(&["totem"], "transport", "udp");
+    }
+    if !t.secauth {
+        doc.set(&["totem"], "secauth", "off");
+    }
+    if let Some(b) = desired.spec.quorum.two_node {
+        doc.set(&["quorum"], "two_node", if b { "1" } else { "0" });
+    }
+    if let Some(b) = desired.spec.quorum.wait_for_all {
+        doc.set(&["quorum"], "wait_for_all", if b { "1" } else { "0" });
+    }
+    let step = Step::new(
+        StepKind::CreateCluster(CreateCluster {
+            cluster_name: desired.metadata.name.clone(),
+            founder: founder.name.clone(),
+            nodeid: founder.nodeid,
+            quorum_votes: founder.quorum_votes,
+            links: entry.rings,
+            corosync_conf: doc.to_string(),
+        }),
+        &founder.name,
+        "no cluster exists yet; it is created on the node with the lowest nodeid",
+    );
+    Some(Batch::one(step))
+}
+
+fn regain_quorum(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+    if model.corosync.is_none() || model.membership.quorate {
+        return None;
+    }
+    let m = &model.membership;
+    let arithmetic = format!(
+        "{} of {} expected votes present, quorum {}",
+        m.total_votes, m.expected_votes, m.quorum
+    );
+    if let Some(n) = desired.spec.quorum.expected_votes {
+        let via = model.membership.online.iter().next().cloned().unwrap_or_default();
+        return Some(match expected_votes_accepted(n, m.total_votes) {
+            Ok(()) if m.expected_votes != n => Batch::one(Step::new(
+                StepKind::SetExpectedVotes(SetExpectedVotes {
+                    expected: n,
+                    from: m.expected_votes,
+                    present: m.total_votes,
+                }),
+                via,
+                format!("the cluster is not quorate ({arithmetic}); spec.quorum.expected_votes restores quorum"),
+            )),
+            Ok(()) => Batch::default(),
+            Err(why) => Batch {
+                steps: Vec::new(),
+                errors: vec![format!(
+                    "refused: spec.quorum.expected_votes {n}: {why} ({arithmetic})"
+                )],
+            },
+        });
+    }
+    let step = Step::new(
+        StepKind::Wait(Wait {
+            gate: Gate::Quorum { arithmetic },
+        }),
+        "-",
+        "no membership change is safe without quorum",
+    );
+    (!excluded.contains(&step.key())).then(|| Batch::one(step))
+}
+
+fn converge_versions(_: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+    let version = model.config_version();
+    model.corosync.as_ref()?;
+    let lagging: Vec<String> = model
+        .node_config_versions
+        .iter()
+        .filter(|(n, v)| **v != version && model.membership.online.contains(*n))
+        .map(|(n, v)| format!("{n} (runs {v})"))
+        .collect();
+    if lagging.is_empty() {
+        return None;
+    }
+    let step = Step::new(
+        StepKind::Wait(Wait {
+            gate: Gate::ConfigVersion { version, lagging },
+        }),
+        "-",
+        "membership changes wait until every member runs the current corosync.conf",
+    );
+    (!excluded.contains(&step.key())).then(|| Batch::one(step))
+}
+
+fn remove_step(model: &Observed, node: &str) -> Option<Step> {
+    let via = executor(model, &[node])?;
+    let doc = model.corosync.as_ref()?;
+    let mut next = doc.clone();
+    next.remove_node(node);
+    let from_version = model.config_version();
+    let to_version = next.bump_config_version();
+    Some(Step::new(
+        StepKind::RemoveNode(RemoveNode {
+            node: node.to_string(),
+            via,
+            from_version,
+            to_version,
+            corosync_conf: next.to_string(),
+        }),
+        node,
+        "the manifest removes this node and it is out of the membership",
+    ))
+}
+
+fn remove_offline(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+    for node in nodes_to_remove(desired, model) {
+        if model.membership.online.contains(&node) {
+            continue;
+        }
+        let guests: Vec<String> = model
+            .guests_on(&node)
+            .map(|g| g.vmid.to_string())
+            .collect();
+        if !guests.is_empty() {
+            let step = Step::new(
+                StepKind::Wait(Wait {
+                    gate: Gate::Evacuate {
+                        node: node.clone(),
+                        guests: guests
+                            .iter()
+                            .map(|g| format!("{g} (node is powered off; power it on so it can be migrated, or move the config)"))
+                            .collect(),
+                    },
+                }),
+                &node,
+                "a node is evacuated before it is removed",
+            );
+            if !excluded.contains(&step.key()) {
+                return Some(Batch::one(step));
+            }
+            continue;
+        }
+        if let Some(step) = remove_step(model, &node) {
+            if !excluded.contains(&step.key()) {
+                return Some(Batch::one(step));
+            }
+        }
+    }
+    None
+}
+
+fn join(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+    let doc = model.corosync.as_ref()?;
+    let mut todo: Vec<&Node> = desired
+        .present_nodes()
+        .filter(|n| !model.is_joined(&n.name))
+        .collect();
+    todo.sort_by_key(|n| n.nodeid);
+    for n in todo {
+        match model.hosts.get(&n.name) {
+            Some(h) if h.online => {}
+            _ => {
+                if let Some(b) = power_on_gate(&n.name, excluded, "a joining node must be running") {
+                    return Some(b);
+                }
+                continue;
+            }
+        }
+        let Some(via) = executor(model, &[&n.name]) else {
+            continue;
+        };
+        let entry = NodeEntry {
+            name: n.name.clone(),
+            nodeid: n.nodeid,
+            quorum_votes: n.quorum_votes,
+            rings: links_of(n),
+        };
+        let mut next = doc.clone();
+        next.add_node(&entry);
+        let from_version = model.config_version();
+        let to_version = next.bump_config_version();
+        let mut step = Step::new(
+            StepKind::JoinNode(JoinNode {
+                node: n.name.clone(),
+                nodeid: n.nodeid,
+                quorum_votes: n.quorum_votes,
+                links: entry.rings,
+                via,
+                from_version,
+                to_version,
+                corosync_conf: next.to_string(),
+            }),
+            &n.name,
+            "the manifest lists this node and it is not in the cluster",
+        );
+        if excluded.contains(&step.key()) {
+            continue;
+        }
+        let guests: Vec<String> = model
+            .guests_on(&n.name)
+            .map(|g| g.vmid.to_string())
+            .collect();
+        if !guests.is_empty() {
+            step = step.blocked(format!(
+                "join refused: {} has guests ({}); a joining node must have none (pvecm add); move or remove them first",
+                n.name,
+                guests.join(", ")
+            ));
+        }
+        return Some(Batch::one(step));
+    }
+    None
+}
+
+fn expected_votes(desired: &Cluster, model: &Observed, _: &BTreeSet<String>) -> Option<Batch> {
+    let n = desired.spec.quorum.expected_votes?;
+    let m = &model.membership;
+    if model.corosync.is_none() || m.expected_votes == n {
+        return None;
+    }
+    let via = executor(model, &[])?;
+    Some(match expected_votes_accepted(n, m.total_votes) {
+        Ok(()) => Batch::one(Step::new(
+            StepKind::SetExpectedVotes(SetExpectedVotes {
+                expected: n,
+                from: m.expected_votes,
+                present: m.total_votes,
+            }),
+            via,
+            "spec.quorum.expected_votes differs from the running expected votes",
+        )),
+        Err(why) => Batch {
+            steps: Vec::new(),
+            errors: vec![format!("refused: spec.quorum.expected_votes {n}: {why}")],
+        },
+    })
+}
+
+fn datacenter(desired: &Cluster, model: &Observed, _: &BTreeSet<String>) -> Option<Batch> {
+    let m = desired.spec.migration.as_ref()?;
+    let dc = &model.datacenter;
+    let mut steps = Vec::new();
+    let mut set = |key: &str, to: String| {
+        steps.push(Step::new(
+            StepKind::SetDatacenter(SetDatacenter {
+                key: key.to_string(),
+                from: dc.get(key).map(str::to_string),
+                to: Some(to),
+            }),
+            "-",
+            format!("spec.migration sets datacenter.cfg `{key}`"),
+        ));
+    };
+    if m.mtype.is_some() || m.network.is_some() {
+        let live = dc.migration().and_then(Result::ok);
+        let mtype = match m.mtype.map(|t| t.as_str()) {
+            Some("insecure") => MigrationType::Insecure,
+            Some(_) => MigrationType::Secure,
+            None => live.as_ref().map(|l| l.mtype).unwrap_or(MigrationType::Secure),
+        };
+        let network = m.network.or_else(|| live.as_ref().and_then(|l| l.network));
+        let want = Migration::new(mtype, network);
+        if live.as_ref() != Some(&want) {
+            set("migration", want.to_string());
+        }
+    }
+    if let Some(w) = m.max_workers {
+        if dc.max_workers().and_then(Result::ok) != Some(w) {
+            set("max_workers", w.to_string());
+        }
+    }
+    if let Some(kib) = m.bandwidth_limit {
+        let live = dc.bwlimit().and_then(Result::ok).unwrap_or_default();
+        if live.migration != Some(kib) {
+            set("bwlimit", live.with_migration(Some(kib)).to_string());
+        }
+    }
+    Some(Batch {
+        steps,
+        errors: Vec::new(),
+    })
+}
+
+fn migrate(desired: &Cluster, model: &Observed, vmid: u32, to: &str, online: bool, why: &str) -> Option<Step> {
+    let g = model.guests.get(&vmid)?;
+    let m = desired.spec.migration.as_ref();
+    let qemu = g.gtype == GuestType::Qemu;
+    let mut step = Step::new(
+        StepKind::MigrateGuest(MigrateGuest {
+            vmid,
+            guest_type: g.gtype,
+            from: g.node.clone(),
+            to: to.to_string(),
+            online: qemu && g.running,
+            restart: !qemu && g.running,
+            migration_network: m.and_then(|m| m.network).filter(|_| qemu).map(|n| n.to_string()),
+            migration_type: m.and_then(|m| m.mtype).filter(|_| qemu).map(|t| t.as_str().to_string()),
+        }),
+        &g.node,
+        why,
+    );
+    let member = |n: &str| model.membership.online.contains(n) && model.is_joined(n);
+    if let Some(lock) = &g.lock {
+        step = step.blocked(format!("guest {vmid} is locked ({lock}); skipped until the lock is released"));
+    } else if g.running && !online {
+        step = step.blocked(format!("guest {vmid} is running and spec.guests says online: false; stop it first"));
+    } else if !member(&g.node) {
+        step = step.blocked(format!("source node {} is not an online cluster member", g.node));
+    } else if !member(to) {
+        step = step.blocked(format!("target node {to} is not an online cluster member"));
+    }
+    Some(step)
+}
+
+fn placement(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+    let mut steps = Vec::new();
+    for g in &desired.spec.guests {
+        let Some(live) = model.guests.get(&g.vmid) else { continue };
+        if live.node == g.node {
+            continue;
+        }
+        if let Some(step) = migrate(desired, model, g.vmid, &g.node, g.online, "spec.guests places it on another node") {
+            if !excluded.contains(&step.key()) {
+                steps.push(step);
+            }
+        }
+    }
+    Some(Batch {
+        steps,
+        errors: Vec::new(),
+    })
+}
+
+fn evacuate(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+    let removing = nodes_to_remove(desired, model);
+    let targets: Vec<&str> = desired
+        .present_nodes()
+        .map(|n| n.name.as_str())
+        .filter(|n| model.membership.online.contains(*n) && model.is_joined(n))
+        .collect();
+    // Free memory per target: host memory minus the memory of the guests on it.
+    let mut free: BTreeMap<&str, i128> = targets
+        .iter()
+        .map(|t| (*t, model.hosts.get(*t).map(|h| i128::from(h.memory_mib)).unwrap_or(0)))
+        .collect();
+    for g in model.guests.values() {
+        if let Some(f) = free.get_mut(g.node.as_str()) {
+            *f -= i128::from(g.memory_mib);
+        }
+    }
+    for node in removing.iter().filter(|n| model.membership.online.contains(*n)) {
+        let mut guests: Vec<_> = model
+            .guests_on(node)
+            .filter(|g| !excluded.contains(&format!("migrate_guest:{}", g.vmid)))
+            .collect();
+        if guests.is_empty() {
+            continue;
+        }
+        // Largest first, each onto the target with the most free memory (ties: name order).
+        guests.sort_by(|a, b| b.memory_mib.cmp(&a.memory_mib).then(a.vmid.cmp(&b.vmid)));
+        let mut steps = Vec::new();
+        for g in guests {
+            let Some((target, _)) = free.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))) else {
+                let step = Step::new(
+                    StepKind::Wait(Wait {
+                        gate: Gate::Evacuate {
+                            node: node.clone(),
+                            guests: vec![format!("{} (no present node to move it to)", g.vmid)],
+                        },
+                    }),
+                    node,
+                    "a node is evacuated before it is removed",
+                );
+                if !excluded.contains(&step.key()) {
+                    steps.push(step);
+                }
+                break;
+            };
+            let target = target.to_string();
+            if let Some(step) = migrate(desired, model, g.vmid, &target, true, &format!("{node} is being removed (state: absent); guests are spread by free memory")) {
+                if step.blocked.is_none() {
+                    if let Some(f) = free.get_mut(target.as_str()) {
+                        *f -= i128::from(g.memory_mib);
+                    }
+                }
+                steps.push(step);
+            }
+        }
+        if !steps.is_empty() {
+            return Some(Batch {
+                steps,
+                errors: Vec::new(),
+            });
+        }
+    }
+    None
+}
+
+fn power_off(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+    for node in nodes_to_remove(desired, model) {
+        if !model.membership.online.contains(&node) {
+            continue;
+        }
+        let left: Vec<String> = model
+            .guests_on(&node)
+            .map(|g| match &g.lock {
+                Some(l) => format!("{} (locked: {l})", g.vmid),
+                None => format!("{} (could not be migrated)", g.vmid),
+            })
+            .collect();
+        let gate = if left.is_empty() {
+            Gate::PowerOff { node: node.clone() }
+        } else {
+            Gate::Evacuate {
+                node: node.clone(),
+                guests: left,
+            }
+        };
+        let step = Step::new(
+            StepKind::Wait(Wait { gate }),
+            &node,
+            "a node must be out of the membership before delnode",
+        );
+        if !excluded.contains(&step.key()) {
+            return Some(Batch::one(step));
+        }
+    }
+    None
+}

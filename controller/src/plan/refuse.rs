@@ -1,0 +1,87 @@
+//! Refusal rules that need the live cluster (SPEC.md: they belong to the planner, not to
+//! `validate`), and drift warnings.
+
+use crate::observed::Observed;
+use pve_gitops_schema::spec::Cluster;
+
+/// Changes the planner refuses outright: the cluster name, or a joined node's name or nodeid.
+pub fn refusals(desired: &Cluster, observed: &Observed) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(doc) = &observed.corosync else {
+        return out;
+    };
+    let view = doc.view();
+    if let Some(live) = &view.totem.cluster_name {
+        if *live != desired.metadata.name {
+            out.push(format!(
+                "refused: metadata.name is `{}` but the cluster is `{live}`; the cluster name cannot be changed once created (set metadata.name: {live})",
+                desired.metadata.name
+            ));
+        }
+    }
+    for (i, n) in desired.spec.nodes.iter().enumerate() {
+        if let Some(live) = view.node_by_name(&n.name) {
+            if let Some(id) = live.nodeid {
+                if id != n.nodeid {
+                    out.push(format!(
+                        "refused: spec.nodes[{i}] `{}` has nodeid {} but the joined node has nodeid {id}; a joined node's nodeid cannot change (remove and reinstall the node instead)",
+                        n.name, n.nodeid
+                    ));
+                }
+            }
+        } else if let Some(live) = view.node_by_id(n.nodeid) {
+            let live_name = live.name.clone().unwrap_or_default();
+            out.push(format!(
+                "refused: spec.nodes[{i}] `{}` has nodeid {}, which belongs to joined node `{live_name}`; a joined node cannot be renamed (use name `{live_name}`, or remove it and join a new node)",
+                n.name, n.nodeid
+            ));
+        }
+    }
+    out
+}
+
+/// Drift the plan does not act on, and leftovers worth knowing about.
+pub fn drift_warnings(desired: &Cluster, observed: &Observed) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(doc) = &observed.corosync {
+        for n in doc.view().nodes {
+            let Some(name) = n.name else { continue };
+            if desired.node(&name).is_none() {
+                if desired.spec.policy.prune_nodes {
+                    out.push(format!(
+                        "drift: node `{name}` is in the cluster but not in the manifest; policy.prune_nodes is true, so it is removed"
+                    ));
+                } else {
+                    out.push(format!(
+                        "drift: node `{name}` is in the cluster but not in the manifest; not removed (add it to the manifest, mark it `state: absent`, or set policy.prune_nodes: true)"
+                    ));
+                }
+            }
+        }
+    }
+    for dir in &observed.leftover_node_dirs {
+        let guests: Vec<String> = observed
+            .guests_on(dir)
+            .map(|g| g.vmid.to_string())
+            .collect();
+        if guests.is_empty() {
+            out.push(format!(
+                "leftover: nodes/{dir} belongs to no cluster node (left behind by delnode)"
+            ));
+        } else {
+            out.push(format!(
+                "leftover: nodes/{dir} belongs to no cluster node and still holds guest configs {}; they will not run until moved",
+                guests.join(", ")
+            ));
+        }
+    }
+    for g in &desired.spec.guests {
+        if !observed.guests.contains_key(&g.vmid) {
+            out.push(format!(
+                "guest {} is listed in spec.guests but does not exist in the cluster; ignored",
+                g.vmid
+            ));
+        }
+    }
+    out
+}
