@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod configfs;
 mod messages;
 
 use std::process::ExitCode;
