@@ -6,6 +6,7 @@
 //! deterministic, no I/O); the plan is rendered for `--dry-run` or applied step by step,
 //! re-observing before each step so that a step whose effect is present is skipped.
 
+pub mod configfs;
 pub mod observed;
 pub mod plan;
 pub mod target;

@@ -1,9 +1,11 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod conf;
+mod import;
 mod reconcile;
 mod validate;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConfAction};
 use std::process::ExitCode;
 
 /// The outcome of a command, mapped to the exit-code contract.
@@ -54,8 +56,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             print!("{}", pve_gitops_schema::spec::json_schema());
             Ok(Outcome::Ok)
         }
-        Command::Conf { .. } | Command::Import { .. } => {
-            anyhow::bail!("not available yet")
-        }
+        Command::Conf {
+            action:
+                ConfAction::Check {
+                    files,
+                    kind,
+                    print,
+                    json,
+                    pve,
+                },
+        } => conf::check(&files, kind, print, json, pve),
+        Command::Import { config_fs, output } => import::run(&config_fs, output.as_deref()),
     }
 }
