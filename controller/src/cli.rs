@@ -71,12 +71,9 @@ pub enum Command {
         /// The Cluster manifest.
         #[arg(short = 'f', long = "file", value_name = "MANIFEST")]
         file: PathBuf,
-        /// Where the cluster is: `sim:DIR` (simulated cluster in DIR).
-        #[arg(long, value_name = "T")]
-        target: Option<String>,
-        /// The node this controller runs on (real targets).
-        #[arg(long, value_name = "NAME")]
-        node: Option<String>,
+        /// Where the cluster is and how to reach it.
+        #[command(flatten)]
+        target: TargetArgs,
         /// Only show the plan.
         #[arg(long)]
         dry_run: bool,
@@ -104,6 +101,35 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+}
+
+/// How to reach the cluster (`--target` and its options).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TargetArgs {
+    /// `sim:DIR` (simulated cluster kept in DIR) or `corosync` (plain corosync 3 on this
+    /// node; needs --node and --config-dir).
+    #[arg(long, value_name = "T")]
+    pub target: Option<String>,
+    /// The node this controller runs on (real targets).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// corosync target: the cluster-wide shared directory (the role /etc/pve plays on
+    /// Proxmox: master corosync.conf, datacenter.cfg, guests, priv/lock/).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// corosync target: this node's corosync.conf.
+    #[arg(long, value_name = "PATH", default_value = "/etc/corosync/corosync.conf")]
+    pub corosync_conf: PathBuf,
+    /// corosync target: this node's authkey (default: next to --corosync-conf).
+    #[arg(long, value_name = "PATH")]
+    pub authkey: Option<PathBuf>,
+    /// corosync target: command that starts corosync (split like a shell would, never run
+    /// through a shell; default: the service manager).
+    #[arg(long, value_name = "CMD")]
+    pub start_cmd: Option<String>,
+    /// corosync target: command that stops corosync (default: the service manager).
+    #[arg(long, value_name = "CMD")]
+    pub stop_cmd: Option<String>,
 }
 
 /// `conf` subcommands.

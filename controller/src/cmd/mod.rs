@@ -40,14 +40,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Reconcile {
             file,
             target,
-            node,
             dry_run,
             output,
             max_steps,
         } => reconcile::run(reconcile::Args {
             manifest: &file,
-            target: target.as_deref(),
-            node: node.as_deref(),
+            target: &target,
             dry_run,
             output,
             max_steps,

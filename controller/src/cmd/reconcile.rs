@@ -19,10 +19,8 @@ use std::path::Path;
 pub struct Args<'a> {
     /// The manifest file.
     pub manifest: &'a Path,
-    /// `--target`.
-    pub target: Option<&'a str>,
-    /// `--node`.
-    pub node: Option<&'a str>,
+    /// `--target` and its options.
+    pub target: &'a crate::cli::TargetArgs,
     /// `--dry-run`.
     pub dry_run: bool,
     /// `--output`.
@@ -71,7 +69,16 @@ pub fn run(args: Args<'_>) -> Result<Outcome> {
     let Some(cluster) = load_manifest(args.manifest)? else {
         return Ok(Outcome::Error);
     };
-    let (mut tgt, note) = target::resolve(args.target, args.node, &cluster)?;
+    let opts = target::TargetOptions {
+        spec: args.target.target.clone(),
+        node: args.target.node.clone(),
+        config_dir: args.target.config_dir.clone(),
+        corosync_conf: args.target.corosync_conf.clone(),
+        authkey: args.target.authkey.clone(),
+        start_cmd: args.target.start_cmd.clone(),
+        stop_cmd: args.target.stop_cmd.clone(),
+    };
+    let (mut tgt, note) = target::resolve(&opts, &cluster)?;
     let described = tgt.describe();
     if args.output == PlanOutput::Text {
         println!("Target: {described}{}", note.map(|n| format!(" — {n}")).unwrap_or_default());

@@ -84,19 +84,37 @@ pub trait Target {
     fn apply(&mut self, step: &Step) -> Result<Applied, TargetError>;
 }
 
-/// Open the target named by `--target` (None: the default for this machine).
+/// How to reach the cluster (from the command line or the daemon's configuration).
+#[derive(Debug, Clone, Default)]
+pub struct TargetOptions {
+    /// `--target`: `sim:DIR`, `corosync`, or None for this machine's default.
+    pub spec: Option<String>,
+    /// `--node`: the node this controller runs on.
+    pub node: Option<String>,
+    /// `--config-dir` (corosync target).
+    pub config_dir: Option<PathBuf>,
+    /// `--corosync-conf` (corosync target).
+    pub corosync_conf: PathBuf,
+    /// `--authkey` (corosync target).
+    pub authkey: Option<PathBuf>,
+    /// `--start-cmd` (corosync target).
+    pub start_cmd: Option<String>,
+    /// `--stop-cmd` (corosync target).
+    pub stop_cmd: Option<String>,
+}
+
+/// Open the target `opts` names (None: the default for this machine).
 ///
 /// Returns the target and, for the default, a note for the first output line.
 ///
 /// # Errors
 /// An unknown target kind, or a target that cannot be opened.
 pub fn resolve(
-    spec: Option<&str>,
-    _node: Option<&str>,
+    opts: &TargetOptions,
     _cluster: &pve_gitops_schema::spec::Cluster,
 ) -> Result<(Box<dyn Target>, Option<String>), TargetError> {
     Err(TargetError::Unavailable(format!(
         "target {} is not available yet",
-        spec.unwrap_or("(default)")
+        opts.spec.as_deref().unwrap_or("(default)")
     )))
 }
