@@ -147,7 +147,9 @@ fn read_text(
                 Diagnostic::error(RULE_NOT_UTF8, "the file is not valid UTF-8")
                     .in_file(rel)
                     .at(Some(loc))
-                    .with_help("corosync and Proxmox config files are text; remove the invalid bytes"),
+                    .with_help(
+                        "corosync and Proxmox config files are text; remove the invalid bytes",
+                    ),
             );
             Ok(Some(text))
         }
@@ -210,7 +212,11 @@ impl ConfigFs {
 
         let datacenter = read_text(root, DATACENTER_CFG, &mut diags)?.map(|text| {
             let doc = DatacenterDocument::parse(&text);
-            diags.extend(doc.diagnostics().into_iter().map(|d| d.in_file(DATACENTER_CFG)));
+            diags.extend(
+                doc.diagnostics()
+                    .into_iter()
+                    .map(|d| d.in_file(DATACENTER_CFG)),
+            );
             (text, doc)
         });
 
@@ -367,10 +373,7 @@ fn read_nodes(
                         diags.push(
                             Diagnostic::warning(
                                 RULE_UNSUPPORTED_GUEST,
-                                format!(
-                                    "openvz guest {} is not managed by pve-gitops",
-                                    gref.vmid
-                                ),
+                                format!("openvz guest {} is not managed by pve-gitops", gref.vmid),
                             )
                             .in_file(rel),
                         );
@@ -459,10 +462,8 @@ mod tests {
     use super::*;
 
     fn tree(name: &str, files: &[(&str, &str)]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "pve-gitops-configfs-{}-{name}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("pve-gitops-configfs-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         for (rel, text) in files {
             let p = dir.join(rel);
@@ -480,15 +481,15 @@ mod tests {
         let dir = tree(
             "guests",
             &[
-            ("corosync.conf", CONF),
-            ("nodes/a/qemu-server/101.conf", "name: vm\nlock: backup\n"),
-            ("nodes/a/qemu-server/101.conf.bak", "name: old\n"),
-            ("nodes/a/qemu-server/0102.conf", ""),
-            ("nodes/a/lxc/200.conf", "hostname: ct\n"),
-            ("nodes/-bad/lxc/300.conf", ""),
-            ("nodes/gone/qemu-server/150.conf", ""),
-            ("nodes/empty/lxc/notes.txt", ""),
-        ],
+                ("corosync.conf", CONF),
+                ("nodes/a/qemu-server/101.conf", "name: vm\nlock: backup\n"),
+                ("nodes/a/qemu-server/101.conf.bak", "name: old\n"),
+                ("nodes/a/qemu-server/0102.conf", ""),
+                ("nodes/a/lxc/200.conf", "hostname: ct\n"),
+                ("nodes/-bad/lxc/300.conf", ""),
+                ("nodes/gone/qemu-server/150.conf", ""),
+                ("nodes/empty/lxc/notes.txt", ""),
+            ],
         );
         let fs = ConfigFs::read(&dir).unwrap();
         let ids: Vec<(u32, &str, GuestType)> = fs
@@ -504,7 +505,10 @@ mod tests {
                 (200, "a", GuestType::Lxc)
             ]
         );
-        assert_eq!(fs.guest(101).unwrap().config.lock.as_deref(), Some("backup"));
+        assert_eq!(
+            fs.guest(101).unwrap().config.lock.as_deref(),
+            Some("backup")
+        );
         assert_eq!(fs.node_dirs, vec!["a", "empty", "gone"]);
         assert_eq!(fs.stale_node_dirs(), vec!["empty", "gone"]);
         let stale: Vec<_> = fs
@@ -521,7 +525,10 @@ mod tests {
 
     #[test]
     fn corosync_syntax_error_is_located() {
-        let dir = tree("syntax", &[("corosync.conf", "totem {\n  cluster_name: c\n  oops\n}\n")]);
+        let dir = tree(
+            "syntax",
+            &[("corosync.conf", "totem {\n  cluster_name: c\n  oops\n}\n")],
+        );
         let fs = ConfigFs::read(&dir).unwrap();
         let d = fs.diagnostics_for(COROSYNC_CONF).next().unwrap();
         assert!(d.is_error());
@@ -535,7 +542,10 @@ mod tests {
     #[test]
     fn missing_root_is_an_error() {
         let e = ConfigFs::read(Path::new("/nonexistent/pve-gitops-test")).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/pve-gitops-test"), "{e}");
+        assert!(
+            e.to_string().contains("/nonexistent/pve-gitops-test"),
+            "{e}"
+        );
     }
 
     #[test]

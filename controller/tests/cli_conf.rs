@@ -87,7 +87,11 @@ fn good_file_exits_zero() {
     let f = s.file("corosync.conf", GOOD);
     let o = run(&[], &[&f]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("1 file(s) checked: 0 error(s), 0 warning(s)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("1 file(s) checked: 0 error(s), 0 warning(s)"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -103,11 +107,26 @@ fn every_syntax_error_is_reported_with_line_and_column() {
         out.contains(&format!("--> {name}:5:3")),
         "first error at 5:3:\n{out}"
     );
-    assert!(out.contains("Line is not opening or closing section or key value"), "{out}");
-    assert!(out.contains("5 |   bad line\n  |   ^^^^^^^^"), "snippet and caret:\n{out}");
-    assert!(out.contains(&format!("--> {name}:11:28")), "second error at 11:28:\n{out}");
-    assert!(out.contains("Extra characters after opening bracket '{'"), "{out}");
-    assert!(out.contains(&format!("--> {name}:15:1")), "third error at 15:1:\n{out}");
+    assert!(
+        out.contains("Line is not opening or closing section or key value"),
+        "{out}"
+    );
+    assert!(
+        out.contains("5 |   bad line\n  |   ^^^^^^^^"),
+        "snippet and caret:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("--> {name}:11:28")),
+        "second error at 11:28:\n{out}"
+    );
+    assert!(
+        out.contains("Extra characters after opening bracket '{'"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("--> {name}:15:1")),
+        "third error at 15:1:\n{out}"
+    );
     assert!(out.contains("Unexpected closing brace"), "{out}");
     assert!(out.contains("3 error(s)"), "{out}");
 }
@@ -119,8 +138,16 @@ fn verify_warnings_do_not_fail() {
     let o = run(&[], &[&f]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
-    assert!(out.contains("warning[corosync-verify]: authentication/encryption is not explicitly enabled"), "{out}");
-    assert!(out.contains(&format!("{}:1:1", f.display())), "located at totem:\n{out}");
+    assert!(
+        out.contains(
+            "warning[corosync-verify]: authentication/encryption is not explicitly enabled"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{}:1:1", f.display())),
+        "located at totem:\n{out}"
+    );
     assert!(out.contains("0 error(s), 1 warning(s)"), "{out}");
 }
 
@@ -135,7 +162,11 @@ fn unreadable_file_exits_two() {
     let f = s.file("corosync.conf", b"totem {\n  cluster_name: \xff\n}\n");
     let o = run(&[], &[&f]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains(":2: the file is not valid UTF-8"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(":2: the file is not valid UTF-8"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -144,7 +175,11 @@ fn unknown_name_needs_kind() {
     let f = s.file("cluster.txt", GOOD);
     let o = run(&[], &[&f]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("pass --kind corosync or --kind datacenter"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("pass --kind corosync or --kind datacenter"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stdout(&o).is_empty());
     let o = run(&["--kind", "corosync"], &[&f]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
@@ -157,7 +192,10 @@ fn print_is_byte_identical_including_crlf() {
     for (name, text) in [
         ("corosync.conf", GOOD.to_string()),
         ("corosync.conf.new", crlf.to_string()),
-        ("datacenter.cfg", "# c\r\nkeyboard: de\r\nmigration:  secure,network=10.0.0.0/8   ".to_string()),
+        (
+            "datacenter.cfg",
+            "# c\r\nkeyboard: de\r\nmigration:  secure,network=10.0.0.0/8   ".to_string(),
+        ),
     ] {
         let f = s.file(name, &text);
         let o = run(&["--print"], &[&f]);
@@ -181,7 +219,11 @@ fn print_refuses_several_files() {
     let o = run(&["--print"], &[&a, &b]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stdout(&o).is_empty());
-    assert!(stderr(&o).contains("--print takes exactly one file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--print takes exactly one file"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -204,7 +246,10 @@ fn json_prints_the_typed_view() {
 
     // Several files: an array, one object per file, errors included.
     let bad = s.file("corosync.conf.new", "totem {\n");
-    let dc = s.file("datacenter.cfg", "migration: insecure,network=10.1.2.0/24\nbwlimit: migration=100\n");
+    let dc = s.file(
+        "datacenter.cfg",
+        "migration: insecure,network=10.1.2.0/24\nbwlimit: migration=100\n",
+    );
     let o = run(&["--json"], &[&f, &bad, &dc]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -222,24 +267,45 @@ fn json_prints_the_typed_view() {
 #[test]
 fn pve_refuses_values_proxmox_cannot_read() {
     let s = Scratch::new("pve");
-    let f = s.file("corosync.conf", GOOD.replace("cluster_name: prod", "cluster_name: a b"));
+    let f = s.file(
+        "corosync.conf",
+        GOOD.replace("cluster_name: prod", "cluster_name: a b"),
+    );
     let o = run(&[], &[&f]);
-    assert_eq!(o.status.code(), Some(0), "corosync itself accepts it: {}", stdout(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "corosync itself accepts it: {}",
+        stdout(&o)
+    );
     let o = run(&["--pve"], &[&f]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("error[pve-unreadable]: value of 'cluster_name' contains whitespace"), "{out}");
+    assert!(
+        out.contains("error[pve-unreadable]: value of 'cluster_name' contains whitespace"),
+        "{out}"
+    );
     assert!(out.contains(&format!("--> {}:2:17", f.display())), "{out}");
-    assert!(out.contains("2 |   cluster_name: a b\n  |                 ^^^"), "{out}");
+    assert!(
+        out.contains("2 |   cluster_name: a b\n  |                 ^^^"),
+        "{out}"
+    );
 }
 
 #[test]
 fn datacenter_kind() {
     let s = Scratch::new("dc");
-    let good = s.file("datacenter.cfg", "keyboard: de\nmigration: secure,network=10.1.2.0/24\nmax_workers: 4\n");
+    let good = s.file(
+        "datacenter.cfg",
+        "keyboard: de\nmigration: secure,network=10.1.2.0/24\nmax_workers: 4\n",
+    );
     let o = run(&[], &[&good]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains("0 error(s), 0 warning(s)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("0 error(s), 0 warning(s)"),
+        "{}",
+        stdout(&o)
+    );
 
     // PVE drops `migration` without a type: a warning, an error with --pve.
     let text = "keyboard: de\nmigration: network=10.1.2.0/24\n";
@@ -251,7 +317,11 @@ fn datacenter_kind() {
     assert!(out.contains(&format!("{}:2:12", f.display())), "{out}");
     let o = run(&["--pve"], &[&f]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(stdout(&o).contains("error[datacenter-invalid-value]"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("error[datacenter-invalid-value]"),
+        "{}",
+        stdout(&o)
+    );
 
     // --kind overrides the name.
     let other = s.file("corosync.conf.dc", "max_workers: 2\n");

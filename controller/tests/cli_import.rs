@@ -75,8 +75,11 @@ fn valid_cluster(yaml: &str) -> Cluster {
     reports[0].cluster.clone().unwrap()
 }
 
-/// (name, nodeid, votes, rings) of every node.
-fn nodes(c: &Cluster) -> Vec<(String, u32, u32, Vec<(u8, String)>)> {
+/// (name, nodeid, votes, rings) of one node.
+type NodeSummary = (String, u32, u32, Vec<(u8, String)>);
+
+/// The summary of every node.
+fn nodes(c: &Cluster) -> Vec<NodeSummary> {
     c.spec
         .nodes
         .iter()
@@ -107,13 +110,26 @@ fn knet_three_nodes_with_guests_and_migration() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
-        out.starts_with("# yaml-language-server: $schema=") && out.lines().next().unwrap().ends_with("cluster.schema.json"),
+        out.starts_with("# yaml-language-server: $schema=")
+            && out.lines().next().unwrap().ends_with("cluster.schema.json"),
         "{out}"
     );
-    assert!(out.contains(&format!("# Imported by `pve-gitops import` from {}/corosync.conf (config_version 7)", dir.display())), "{out}");
+    assert!(
+        out.contains(&format!(
+            "# Imported by `pve-gitops import` from {}/corosync.conf (config_version 7)",
+            dir.display()
+        )),
+        "{out}"
+    );
     // The only setting the manifest cannot hold: a datacenter.cfg key.
-    assert!(out.contains("# WARNING: datacenter.cfg: key keyboard is not represented"), "{out}");
-    assert!(err.contains("warning: datacenter.cfg: key keyboard is not represented"), "{err}");
+    assert!(
+        out.contains("# WARNING: datacenter.cfg: key keyboard is not represented"),
+        "{out}"
+    );
+    assert!(
+        err.contains("warning: datacenter.cfg: key keyboard is not represented"),
+        "{err}"
+    );
     assert_eq!(out.matches("# WARNING:").count(), 1, "{out}");
     // Default votes are omitted, other votes kept.
     assert_eq!(out.matches("quorum_votes").count(), 1, "{out}");
@@ -179,7 +195,11 @@ fn output_file_is_written_and_validates_with_the_cli() {
     let written = std::fs::read_to_string(&path).unwrap();
     let direct = import(&fixture("knet3"), &[]);
     assert_eq!(written, text(&direct.stdout));
-    let v = Command::new(BIN).arg("validate").arg(&path).output().unwrap();
+    let v = Command::new(BIN)
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(v.status.code(), Some(0), "{}", text(&v.stdout));
 }
 
@@ -213,9 +233,24 @@ fn corosync2_udpu_with_rrp() {
     assert_eq!(
         nodes(&c),
         vec![
-            ("alpha".into(), 1, 1, rings(&["192.168.1.11", "192.168.2.11"])),
-            ("beta".into(), 2, 1, rings(&["192.168.1.12", "192.168.2.12"])),
-            ("gamma".into(), 3, 1, rings(&["192.168.1.13", "192.168.2.13"])),
+            (
+                "alpha".into(),
+                1,
+                1,
+                rings(&["192.168.1.11", "192.168.2.11"])
+            ),
+            (
+                "beta".into(),
+                2,
+                1,
+                rings(&["192.168.1.12", "192.168.2.12"])
+            ),
+            (
+                "gamma".into(),
+                3,
+                1,
+                rings(&["192.168.1.13", "192.168.2.13"])
+            ),
         ]
     );
     assert_eq!(c.spec.quorum.wait_for_all, Some(true));
@@ -253,7 +288,10 @@ fn stale_node_dir_and_qdevice_are_warnings() {
 
     let c = valid_cluster(&out);
     assert_eq!(c.metadata.name, "edge");
-    assert_eq!(c.spec.quorum.expected_votes, None, "runtime-only field is never imported");
+    assert_eq!(
+        c.spec.quorum.expected_votes, None,
+        "runtime-only field is never imported"
+    );
     let ids: Vec<u32> = c.spec.guests.iter().map(|g| g.vmid).collect();
     assert_eq!(ids, vec![100, 101]);
     let m = c.spec.migration.unwrap();
@@ -277,7 +315,11 @@ fn not_a_cluster_config_filesystem() {
 
     let o = import(&s.0.join("does-not-exist"), &[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("does-not-exist"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("does-not-exist"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
@@ -303,7 +345,11 @@ fn what_the_manifest_cannot_hold_is_an_error_not_a_guess() {
     let o = import(&s.0, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(o.stdout.is_empty());
-    assert!(text(&o.stderr).contains("nodelist.node[0] (10.0.0.1) has no name"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("nodelist.node[0] (10.0.0.1) has no name"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
@@ -316,9 +362,17 @@ fn corosync2_nodeid_derived_from_ipv4_with_warning() {
     let o = import(&s.0, &[]);
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert!(out.contains("node `a` has no nodeid; imported as 167772161"), "{out}");
+    assert!(
+        out.contains("node `a` has no nodeid; imported as 167772161"),
+        "{out}"
+    );
     let c = valid_cluster(&out);
-    let ids: Vec<(String, u32)> = c.spec.nodes.iter().map(|n| (n.name.clone(), n.nodeid)).collect();
+    let ids: Vec<(String, u32)> = c
+        .spec
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.nodeid))
+        .collect();
     assert_eq!(ids, vec![("b".into(), 7), ("a".into(), 167772161)]);
 }
 
@@ -326,7 +380,10 @@ fn corosync2_nodeid_derived_from_ipv4_with_warning() {
 /// clearly why not; never a panic, never a node lost.
 #[test]
 fn corpus_imports_or_explains() {
-    let corpus = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/corosync"));
+    let corpus = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/corpus/corosync"
+    ));
     let Ok(entries) = std::fs::read_dir(corpus) else {
         println!("SKIPPED: corpus not found at {}", corpus.display());
         return;
@@ -338,8 +395,12 @@ fn corpus_imports_or_explains() {
     files.sort();
     let mut imported = 0;
     for f in files {
-        let Ok(src) = std::fs::read_to_string(&f) else { continue };
-        let Ok(doc) = Document::parse(&src) else { continue };
+        let Ok(src) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        let Ok(doc) = Document::parse(&src) else {
+            continue;
+        };
         let view = doc.view();
         if view.nodes.is_empty() || view.nodes.iter().any(|n| n.name.is_none()) {
             continue;
@@ -359,10 +420,16 @@ fn corpus_imports_or_explains() {
             // Written, but invalid: the reasons are on stderr.
             Some(1) => {
                 assert!(err.contains("error["), "{label}: no reason given:\n{err}");
-                assert!(err.contains("the imported manifest does not validate"), "{label}:\n{err}");
+                assert!(
+                    err.contains("the imported manifest does not validate"),
+                    "{label}:\n{err}"
+                );
             }
             Some(2) => {
-                assert!(err.contains("error: cannot import:"), "{label}: no reason given:\n{err}");
+                assert!(
+                    err.contains("error: cannot import:"),
+                    "{label}: no reason given:\n{err}"
+                );
                 assert!(out.is_empty(), "{label}");
                 continue;
             }
@@ -379,5 +446,8 @@ fn corpus_imports_or_explains() {
             panic!("{label}: output is not a readable manifest\n{out}");
         }
     }
-    assert!(imported >= 3, "only {imported} corpus files imported cleanly");
+    assert!(
+        imported >= 3,
+        "only {imported} corpus files imported cleanly"
+    );
 }

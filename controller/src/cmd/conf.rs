@@ -27,7 +27,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Long help of `conf check`: the edit protocol the command serves (for the CLI definition).
-#[allow(dead_code)] // for the `conf check` definition in cli.rs
+#[allow(dead_code)] // for cli.rs: `#[command(long_about = crate::cmd::conf::CHECK_LONG_HELP)]`
 pub const CHECK_LONG_HELP: &str = "\
 Parse corosync.conf / datacenter.cfg files and report every error with line:col.
 
@@ -186,7 +186,10 @@ pub fn check(
     pve: bool,
 ) -> Result<Outcome> {
     if print && files.len() != 1 {
-        eprintln!("error: --print takes exactly one file ({} given)", files.len());
+        eprintln!(
+            "error: --print takes exactly one file ({} given)",
+            files.len()
+        );
         return Ok(Outcome::Error);
     }
     if print && json {
@@ -224,7 +227,11 @@ pub fn check(
             Ok(t) => t,
             Err(e) => {
                 let valid = e.utf8_error().valid_up_to();
-                let line = e.as_bytes()[..valid].iter().filter(|b| **b == b'\n').count() + 1;
+                let line = e.as_bytes()[..valid]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1;
                 eprintln!(
                     "error: {name}:{line}: the file is not valid UTF-8 (byte offset {valid})"
                 );
@@ -312,9 +319,23 @@ mod tests {
 
     #[test]
     fn pve_promotes_dropped_datacenter_lines() {
-        let c = check_text("d.cfg", ConfKind::Datacenter, "max_workers: 0\n".into(), true);
-        assert!(c.diagnostics.iter().any(Diagnostic::is_error), "{:?}", c.diagnostics);
-        let c = check_text("d.cfg", ConfKind::Datacenter, "max_workers: 0\n".into(), false);
+        let c = check_text(
+            "d.cfg",
+            ConfKind::Datacenter,
+            "max_workers: 0\n".into(),
+            true,
+        );
+        assert!(
+            c.diagnostics.iter().any(Diagnostic::is_error),
+            "{:?}",
+            c.diagnostics
+        );
+        let c = check_text(
+            "d.cfg",
+            ConfKind::Datacenter,
+            "max_workers: 0\n".into(),
+            false,
+        );
         assert!(!c.diagnostics.iter().any(Diagnostic::is_error));
     }
 }

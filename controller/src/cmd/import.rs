@@ -119,9 +119,17 @@ impl Importer<'_> {
         let t = self.view.totem.clone();
         let knet = transport == Transport::Knet;
         let (key, mode, ignored) = if knet {
-            ("link_mode", t.link_mode.clone(), t.rrp_mode.as_ref().map(|_| "rrp_mode"))
+            (
+                "link_mode",
+                t.link_mode.clone(),
+                t.rrp_mode.as_ref().map(|_| "rrp_mode"),
+            )
         } else {
-            ("rrp_mode", t.rrp_mode.clone(), t.link_mode.as_ref().map(|_| "link_mode"))
+            (
+                "rrp_mode",
+                t.rrp_mode.clone(),
+                t.link_mode.as_ref().map(|_| "link_mode"),
+            )
         };
         if let Some(k) = ignored {
             self.warn(format!(
@@ -172,10 +180,13 @@ impl Importer<'_> {
                  crypto_cipher); imported as secauth: false"
             ));
         }
-        let crypto: Vec<String> = [("crypto_cipher", &t.crypto_cipher), ("crypto_hash", &t.crypto_hash)]
-            .into_iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
-            .collect();
+        let crypto: Vec<String> = [
+            ("crypto_cipher", &t.crypto_cipher),
+            ("crypto_hash", &t.crypto_hash),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {v}")))
+        .collect();
         if !crypto.is_empty() {
             self.warn(format!(
                 "{COROSYNC_CONF}: totem {} represented only as secauth: {secauth} (kept in \
@@ -240,7 +251,12 @@ impl Importer<'_> {
     }
 
     fn nodes(&mut self) -> Vec<Node> {
-        let clear_high_bit = self.view.totem.other.get("clear_node_high_bit").map(String::as_str)
+        let clear_high_bit = self
+            .view
+            .totem
+            .other
+            .get("clear_node_high_bit")
+            .map(String::as_str)
             == Some("yes");
         let mut out: Vec<Node> = Vec::new();
         let view_nodes = self.view.nodes.clone();
@@ -452,7 +468,8 @@ fn migration(dc: &datacenter::DatacenterDocument, warnings: &mut Vec<String>) ->
 ///
 /// # Errors
 ///
-/// The reasons (one line each) when `fs` has no corosync.conf, it has syntax errors, or it
+/// The reasons (one line each) when `fs` has no corosync.conf, corosync.conf or
+/// datacenter.cfg has errors (syntax, not UTF-8), or corosync.conf
 /// holds something the manifest cannot represent without losing data (a node without name or
 /// nodeid, an unknown transport).
 pub fn import(fs: &ConfigFs) -> Result<Imported, Vec<String>> {
@@ -463,11 +480,18 @@ pub fn import(fs: &ConfigFs) -> Result<Imported, Vec<String>> {
             fs.root.display()
         )]);
     };
-    if fs.diagnostics_for(COROSYNC_CONF).any(Diagnostic::is_error) {
-        return Err(vec![format!(
-            "{}/{COROSYNC_CONF} has errors; fix them first (pve-gitops conf check)",
-            fs.root.display()
-        )]);
+    let broken: Vec<String> = [COROSYNC_CONF, DATACENTER_CFG]
+        .into_iter()
+        .filter(|f| fs.diagnostics_for(f).any(Diagnostic::is_error))
+        .map(|f| {
+            format!(
+                "{}/{f} has errors; fix them first (pve-gitops conf check)",
+                fs.root.display()
+            )
+        })
+        .collect();
+    if !broken.is_empty() {
+        return Err(broken);
     }
     let mut imp = Importer {
         view: doc.view(),
@@ -555,7 +579,12 @@ pub fn import(fs: &ConfigFs) -> Result<Imported, Vec<String>> {
 }
 
 /// Remove `key` from every mapping in the sequence at `spec.<seq>` when it equals `default`.
-fn drop_default(value: &mut serde_norway::Value, seq: &str, key: &str, default: serde_norway::Value) {
+fn drop_default(
+    value: &mut serde_norway::Value,
+    seq: &str,
+    key: &str,
+    default: serde_norway::Value,
+) {
     let Some(items) = value
         .get_mut("spec")
         .and_then(|s| s.get_mut(seq))
@@ -596,7 +625,9 @@ pub fn render(imported: &Imported, fs: &ConfigFs) -> Result<String> {
     if fs.datacenter.is_some() {
         out.push_str(&format!(", {root}/{DATACENTER_CFG}"));
     }
-    out.push_str(&format!(" and the guest configs under {root}/{NODES_DIR}.\n"));
+    out.push_str(&format!(
+        " and the guest configs under {root}/{NODES_DIR}.\n"
+    ));
     for w in &imported.warnings {
         out.push_str(&format!("# WARNING: {}\n", one_line(w)));
     }

@@ -1,6 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
-mod conf;
+pub(crate) mod conf;
 mod import;
 mod reconcile;
 mod validate;
