@@ -118,7 +118,11 @@ pub struct TargetArgs {
     #[arg(long, value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
     /// corosync target: this node's corosync.conf.
-    #[arg(long, value_name = "PATH", default_value = "/etc/corosync/corosync.conf")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/corosync/corosync.conf"
+    )]
     pub corosync_conf: PathBuf,
     /// corosync target: this node's authkey (default: next to --corosync-conf).
     #[arg(long, value_name = "PATH")]
@@ -136,8 +140,7 @@ pub struct TargetArgs {
 #[derive(Debug, Subcommand)]
 pub enum ConfAction {
     /// Parse corosync.conf / datacenter.cfg files and report every error with line:col.
-    ///
-    /// Exit codes: 0 valid, 1 errors found, 2 unreadable file or usage.
+    #[command(long_about = crate::cmd::conf::CHECK_LONG_HELP)]
     Check {
         /// Files to check.
         #[arg(required = true)]

@@ -9,5 +9,5 @@
 pub mod configfs;
 pub mod observed;
 pub mod plan;
-pub mod target;
 pub mod render;
+pub mod target;

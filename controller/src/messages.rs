@@ -27,7 +27,9 @@ pub struct Summary {
 
 /// Escape a GitHub workflow command's message (`%`, CR, LF).
 fn gh_escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escape a GitHub workflow command's property value.
@@ -111,7 +113,8 @@ pub fn print(format: Format, files: &[FileDiagnostics<'_>], strict: bool) -> Sum
                 files: files
                     .iter()
                     .map(|f| {
-                        let diagnostics: Vec<Diagnostic> = f.diagnostics.iter().map(promote).collect();
+                        let diagnostics: Vec<Diagnostic> =
+                            f.diagnostics.iter().map(promote).collect();
                         FileOut {
                             file: &f.file,
                             valid: !diagnostics.iter().any(Diagnostic::is_error),

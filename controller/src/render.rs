@@ -40,11 +40,11 @@ pub struct FileChange<'a> {
 
 /// The JSON view of `plan`.
 pub fn plan_json<'a>(plan: &'a Plan, target: &'a str, cluster: &'a str) -> PlanJson<'a> {
-    let conf = (plan.corosync_before != plan.corosync_after).then(|| FileChange {
+    let conf = (plan.corosync_before != plan.corosync_after).then_some(FileChange {
         before: plan.corosync_before.as_deref(),
         after: plan.corosync_after.as_deref(),
     });
-    let dc = (plan.datacenter_before != plan.datacenter_after).then(|| FileChange {
+    let dc = (plan.datacenter_before != plan.datacenter_after).then_some(FileChange {
         before: Some(plan.datacenter_before.as_str()),
         after: Some(plan.datacenter_after.as_str()),
     });
@@ -100,7 +100,10 @@ pub fn step_line(s: &Step) -> String {
 pub fn plan_text(plan: &Plan, cluster: &str) -> String {
     let mut out = String::new();
     if plan.in_sync() {
-        let _ = writeln!(out, "Cluster {cluster} is in sync with the manifest: nothing to do.");
+        let _ = writeln!(
+            out,
+            "Cluster {cluster} is in sync with the manifest: nothing to do."
+        );
     } else if !plan.steps.is_empty() {
         let _ = writeln!(out, "Plan for cluster {cluster}:\n");
         for s in &plan.steps {
@@ -123,7 +126,12 @@ pub fn plan_text(plan: &Plan, cluster: &str) -> String {
     }
     if plan.datacenter_before != plan.datacenter_after {
         let _ = writeln!(out, "\ndatacenter.cfg:");
-        diff(&mut out, "datacenter.cfg", &plan.datacenter_before, &plan.datacenter_after);
+        diff(
+            &mut out,
+            "datacenter.cfg",
+            &plan.datacenter_before,
+            &plan.datacenter_after,
+        );
     }
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "\nWarnings:");
@@ -147,18 +155,26 @@ pub fn plan_text(plan: &Plan, cluster: &str) -> String {
 pub fn summary(plan: &Plan) -> String {
     let count = |f: fn(&StepKind) -> bool| plan.steps.iter().filter(|s| f(&s.kind)).count();
     let parts = [
-        (count(|k| matches!(k, StepKind::CreateCluster(_))), "to create"),
+        (
+            count(|k| matches!(k, StepKind::CreateCluster(_))),
+            "to create",
+        ),
         (count(|k| matches!(k, StepKind::JoinNode(_))), "to join"),
         (
             count(|k| {
                 matches!(
                     k,
-                    StepKind::UpdateCorosync(_) | StepKind::SetExpectedVotes(_) | StepKind::SetDatacenter(_)
+                    StepKind::UpdateCorosync(_)
+                        | StepKind::SetExpectedVotes(_)
+                        | StepKind::SetDatacenter(_)
                 )
             }),
             "to change",
         ),
-        (count(|k| matches!(k, StepKind::MigrateGuest(_))), "to migrate"),
+        (
+            count(|k| matches!(k, StepKind::MigrateGuest(_))),
+            "to migrate",
+        ),
         (count(|k| matches!(k, StepKind::RemoveNode(_))), "to remove"),
         (count(|k| matches!(k, StepKind::Wait(_))), "gate(s)"),
     ];

@@ -1,7 +1,7 @@
 //! Planner unit scenarios on hand-built observed states (no target involved): ordering,
 //! refusals and the quorum replay. Golden tests against sim directories live in plans.rs.
 
-use pve_gitops::observed::{Host, ObservedGuest, Observed};
+use pve_gitops::observed::{Host, Observed, ObservedGuest};
 use pve_gitops::plan::step::{Gate, StepKind};
 use pve_gitops::plan::{plan, Plan};
 use pve_gitops_schema::corosync::Document;
@@ -10,7 +10,9 @@ use pve_gitops_schema::spec::{Cluster, GuestType};
 fn manifest(nodes: &[(&str, u32, &str)], extra: &str) -> Cluster {
     let mut y = String::from("apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: prod\nspec:\n  nodes:\n");
     for (name, id, rest) in nodes {
-        y.push_str(&format!("    - name: {name}\n      nodeid: {id}\n      ring0_addr: 10.0.0.{id}\n"));
+        y.push_str(&format!(
+            "    - name: {name}\n      nodeid: {id}\n      ring0_addr: 10.0.0.{id}\n"
+        ));
         if !rest.is_empty() {
             y.push_str(&format!("      {rest}\n"));
         }
@@ -36,7 +38,14 @@ fn conf(nodes: &[(&str, u32)], version: u64) -> Document {
 fn observed(hosts: &[(&str, bool)], cluster: Option<(&[(&str, u32)], u64)>) -> Observed {
     let mut o = Observed::default();
     for (h, on) in hosts {
-        o.hosts.insert(h.to_string(), Host { name: h.to_string(), online: *on, memory_mib: 65536 });
+        o.hosts.insert(
+            h.to_string(),
+            Host {
+                name: h.to_string(),
+                online: *on,
+                memory_mib: 65536,
+            },
+        );
     }
     if let Some((nodes, v)) = cluster {
         o.corosync = Some(conf(nodes, v));
@@ -51,7 +60,10 @@ fn observed(hosts: &[(&str, bool)], cluster: Option<(&[(&str, u32)], u64)>) -> O
 }
 
 fn kinds(p: &Plan) -> Vec<String> {
-    p.steps.iter().map(|s| format!("{}:{}", s.kind.name(), s.node)).collect()
+    p.steps
+        .iter()
+        .map(|s| format!("{}:{}", s.kind.name(), s.node))
+        .collect()
 }
 
 #[test]
@@ -60,7 +72,10 @@ fn create_then_join_serially_in_nodeid_order() {
     let o = observed(&[("a", true), ("b", true), ("c", true)], None);
     let p = plan(&m, &o);
     assert!(p.errors.is_empty(), "{:?}", p.errors);
-    assert_eq!(kinds(&p), ["create_cluster:a", "join_node:b", "join_node:c"]);
+    assert_eq!(
+        kinds(&p),
+        ["create_cluster:a", "join_node:b", "join_node:c"]
+    );
     let versions: Vec<(u64, u64)> = p
         .steps
         .iter()
@@ -78,20 +93,41 @@ fn create_then_join_serially_in_nodeid_order() {
 #[test]
 fn in_sync_cluster_gives_empty_plan() {
     let m = manifest(&[("a", 1, ""), ("b", 2, ""), ("c", 3, "")], "");
-    let o = observed(&[("a", true), ("b", true), ("c", true)], Some((&[("a", 1), ("b", 2), ("c", 3)], 5)));
+    let o = observed(
+        &[("a", true), ("b", true), ("c", true)],
+        Some((&[("a", 1), ("b", 2), ("c", 3)], 5)),
+    );
     let p = plan(&m, &o);
     assert!(p.in_sync(), "{:#?}", p.steps);
 }
 
 #[test]
 fn remove_evacuates_then_gates_then_deletes() {
-    let m = manifest(&[("a", 1, ""), ("b", 2, ""), ("c", 3, ""), ("d", 4, "state: absent")], "");
+    let m = manifest(
+        &[
+            ("a", 1, ""),
+            ("b", 2, ""),
+            ("c", 3, ""),
+            ("d", 4, "state: absent"),
+        ],
+        "",
+    );
     let mut o = observed(
         &[("a", true), ("b", true), ("c", true), ("d", true)],
         Some((&[("a", 1), ("b", 2), ("c", 3), ("d", 4)], 4)),
     );
     for (vmid, mem) in [(101, 4096), (102, 2048), (103, 2048), (104, 1024)] {
-        o.guests.insert(vmid, ObservedGuest { vmid, gtype: GuestType::Qemu, node: "d".into(), lock: None, memory_mib: mem, running: true });
+        o.guests.insert(
+            vmid,
+            ObservedGuest {
+                vmid,
+                gtype: GuestType::Qemu,
+                node: "d".into(),
+                lock: None,
+                memory_mib: mem,
+                running: true,
+            },
+        );
     }
     let p = plan(&m, &o);
     assert!(p.errors.is_empty(), "{:?}", p.errors);
@@ -106,36 +142,80 @@ fn remove_evacuates_then_gates_then_deletes() {
             _ => None,
         })
         .collect();
-    assert!(targets.len() >= 2, "evacuation put every guest on one node: {targets:?}");
-    assert!(matches!(&p.steps[4].kind, StepKind::Wait(w) if matches!(&w.gate, Gate::PowerOff { node } if node == "d")));
-    assert!(p.steps[5].blocked.as_deref().unwrap_or("").contains("power off d"));
+    assert!(
+        targets.len() >= 2,
+        "evacuation put every guest on one node: {targets:?}"
+    );
+    assert!(
+        matches!(&p.steps[4].kind, StepKind::Wait(w) if matches!(&w.gate, Gate::PowerOff { node } if node == "d"))
+    );
+    assert!(p.steps[5]
+        .blocked
+        .as_deref()
+        .unwrap_or("")
+        .contains("power off d"));
 }
 
 #[test]
 fn joining_node_with_guests_is_refused() {
     let m = manifest(&[("a", 1, ""), ("b", 2, ""), ("c", 3, "")], "");
-    let mut o = observed(&[("a", true), ("b", true), ("c", true)], Some((&[("a", 1), ("b", 2)], 2)));
-    o.guests.insert(100, ObservedGuest { vmid: 100, gtype: GuestType::Lxc, node: "c".into(), lock: None, memory_mib: 512, running: false });
+    let mut o = observed(
+        &[("a", true), ("b", true), ("c", true)],
+        Some((&[("a", 1), ("b", 2)], 2)),
+    );
+    o.guests.insert(
+        100,
+        ObservedGuest {
+            vmid: 100,
+            gtype: GuestType::Lxc,
+            node: "c".into(),
+            lock: None,
+            memory_mib: 512,
+            running: false,
+        },
+    );
     let p = plan(&m, &o);
     assert_eq!(kinds(&p), ["join_node:c"]);
-    assert!(p.steps[0].blocked.as_deref().unwrap().contains("join refused"));
+    assert!(p.steps[0]
+        .blocked
+        .as_deref()
+        .unwrap()
+        .contains("join refused"));
 }
 
 #[test]
 fn renaming_a_joined_node_is_refused() {
     let m = manifest(&[("a", 1, ""), ("bee", 2, ""), ("c", 3, "")], "");
-    let o = observed(&[("a", true), ("b", true), ("c", true)], Some((&[("a", 1), ("b", 2), ("c", 3)], 2)));
+    let o = observed(
+        &[("a", true), ("b", true), ("c", true)],
+        Some((&[("a", 1), ("b", 2), ("c", 3)], 2)),
+    );
     let p = plan(&m, &o);
     assert!(p.steps.is_empty());
-    assert!(p.errors.iter().any(|e| e.contains("cannot be renamed")), "{:?}", p.errors);
+    assert!(
+        p.errors.iter().any(|e| e.contains("cannot be renamed")),
+        "{:?}",
+        p.errors
+    );
 }
 
 #[test]
 fn power_off_that_loses_quorum_is_reordered_after_removing_a_dead_node() {
     // 4 nodes, d already dead; removing c too. Powering c off first would leave 2 of 4
     // (quorum 3); removing d first makes it 2 of 3 (quorum 2).
-    let m = manifest(&[("a", 1, ""), ("b", 2, ""), ("c", 3, "state: absent"), ("d", 4, "state: absent")], "");
-    let o = observed(&[("a", true), ("b", true), ("c", true), ("d", false)], Some((&[("a", 1), ("b", 2), ("c", 3), ("d", 4)], 4)));
+    let m = manifest(
+        &[
+            ("a", 1, ""),
+            ("b", 2, ""),
+            ("c", 3, "state: absent"),
+            ("d", 4, "state: absent"),
+        ],
+        "",
+    );
+    let o = observed(
+        &[("a", true), ("b", true), ("c", true), ("d", false)],
+        Some((&[("a", 1), ("b", 2), ("c", 3), ("d", 4)], 4)),
+    );
     let p = plan(&m, &o);
     assert!(p.errors.is_empty(), "{:?}", p.errors);
     assert_eq!(kinds(&p), ["remove_node:d", "wait:c", "remove_node:c"]);
@@ -144,36 +224,71 @@ fn power_off_that_loses_quorum_is_reordered_after_removing_a_dead_node() {
 #[test]
 fn two_node_cluster_cannot_power_off_one_without_two_node() {
     let m = manifest(&[("a", 1, ""), ("b", 2, "state: absent")], "");
-    let o = observed(&[("a", true), ("b", true)], Some((&[("a", 1), ("b", 2)], 2)));
+    let o = observed(
+        &[("a", true), ("b", true)],
+        Some((&[("a", 1), ("b", 2)], 2)),
+    );
     let p = plan(&m, &o);
-    assert!(p.errors.iter().any(|e| e.contains("would lose quorum") && e.contains("quorum is 2")), "{:?}", p.errors);
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.contains("would lose quorum") && e.contains("quorum is 2")),
+        "{:?}",
+        p.errors
+    );
 }
 
 #[test]
 fn lost_quorum_is_regained_with_expected_votes_then_nodes_removed() {
     let m = manifest(
-        &[("a", 1, ""), ("b", 2, ""), ("c", 3, "state: absent"), ("d", 4, "state: absent")],
+        &[
+            ("a", 1, ""),
+            ("b", 2, ""),
+            ("c", 3, "state: absent"),
+            ("d", 4, "state: absent"),
+        ],
         "  quorum:\n    expected_votes: 2\n",
     );
-    let o = observed(&[("a", true), ("b", true), ("c", false), ("d", false)], Some((&[("a", 1), ("b", 2), ("c", 3), ("d", 4)], 4)));
+    let o = observed(
+        &[("a", true), ("b", true), ("c", false), ("d", false)],
+        Some((&[("a", 1), ("b", 2), ("c", 3), ("d", 4)], 4)),
+    );
     assert!(!o.membership.quorate);
     let p = plan(&m, &o);
     assert!(p.errors.is_empty(), "{:?}", p.errors);
-    assert_eq!(kinds(&p), ["set_expected_votes:a", "remove_node:c", "remove_node:d"]);
+    assert_eq!(
+        kinds(&p),
+        ["set_expected_votes:a", "remove_node:c", "remove_node:d"]
+    );
 }
 
 #[test]
 fn expected_votes_below_present_is_refused_with_arithmetic() {
-    let m = manifest(&[("a", 1, ""), ("b", 2, ""), ("c", 3, "")], "  quorum:\n    expected_votes: 2\n");
-    let o = observed(&[("a", true), ("b", true), ("c", true)], Some((&[("a", 1), ("b", 2), ("c", 3)], 2)));
+    let m = manifest(
+        &[("a", 1, ""), ("b", 2, ""), ("c", 3, "")],
+        "  quorum:\n    expected_votes: 2\n",
+    );
+    let o = observed(
+        &[("a", true), ("b", true), ("c", true)],
+        Some((&[("a", 1), ("b", 2), ("c", 3)], 2)),
+    );
     let p = plan(&m, &o);
-    assert!(p.errors.iter().any(|e| e.contains("below the 3 votes present")), "{:?}", p.errors);
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.contains("below the 3 votes present")),
+        "{:?}",
+        p.errors
+    );
 }
 
 #[test]
 fn readdress_single_link_is_a_rolling_restart_and_with_two_links_two_reloads() {
     let m = manifest(&[("a", 1, ""), ("b", 2, ""), ("c", 3, "")], "");
-    let mut o = observed(&[("a", true), ("b", true), ("c", true)], Some((&[("a", 1), ("b", 2), ("c", 3)], 2)));
+    let mut o = observed(
+        &[("a", true), ("b", true), ("c", true)],
+        Some((&[("a", 1), ("b", 2), ("c", 3)], 2)),
+    );
     let mut doc = o.corosync.clone().unwrap();
     doc.set_ring_addr("c", 0, "10.0.9.3");
     o.corosync = Some(doc);
@@ -198,7 +313,10 @@ fn readdress_with_a_second_link_is_remove_then_add_by_reload() {
         ],
         "",
     );
-    let mut o = observed(&[("a", true), ("b", true), ("c", true)], Some((&[("a", 1), ("b", 2), ("c", 3)], 2)));
+    let mut o = observed(
+        &[("a", true), ("b", true), ("c", true)],
+        Some((&[("a", 1), ("b", 2), ("c", 3)], 2)),
+    );
     let mut doc = o.corosync.clone().unwrap();
     for (n, id) in [("a", 1), ("b", 2), ("c", 3)] {
         doc.set_ring_addr(n, 1, &format!("10.1.0.{id}"));
@@ -220,6 +338,8 @@ fn readdress_with_a_second_link_is_remove_then_add_by_reload() {
     assert!(steps[0].1.starts_with("remove link 0"), "{steps:?}");
     assert_eq!(steps[1].1, "add link 0");
     assert_eq!((steps[0].2, steps[1].2), (3, 4));
-    assert!(steps.iter().all(|s| s.0 == pve_gitops::plan::step::Method::Reload));
+    assert!(steps
+        .iter()
+        .all(|s| s.0 == pve_gitops::plan::step::Method::Reload));
     assert!(p.corosync_after.unwrap().contains("ring0_addr: 10.0.0.3"));
 }

@@ -212,7 +212,10 @@ impl fmt::Display for Diagnostic {
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to suggest ("did you mean").
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -247,7 +250,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names() {
-        assert_eq!(did_you_mean("ring0_adr", ["ring0_addr", "nodeid"]), Some("ring0_addr"));
+        assert_eq!(
+            did_you_mean("ring0_adr", ["ring0_addr", "nodeid"]),
+            Some("ring0_addr")
+        );
         assert_eq!(did_you_mean("zzz", ["ring0_addr", "nodeid"]), None);
     }
 }

@@ -56,7 +56,10 @@ pub enum Kind {
 pub struct Metadata {
     /// corosync `totem.cluster_name`: letters, digits and `-`, at most 15 characters
     /// (pvecm's rule). Immutable once the cluster is created.
-    #[schemars(length(min = 1, max = 15), regex(pattern = r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 15),
+        regex(pattern = r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$")
+    )]
     pub name: String,
 }
 
@@ -404,7 +407,9 @@ pub struct Migration {
 }
 
 /// Guest type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum GuestType {
     /// A QEMU virtual machine (`qm`).
@@ -478,7 +483,9 @@ impl Cluster {
 
     /// Sum of the votes of present nodes.
     pub fn present_votes(&self) -> u64 {
-        self.present_nodes().map(|n| u64::from(n.quorum_votes)).sum()
+        self.present_nodes()
+            .map(|n| u64::from(n.quorum_votes))
+            .sum()
     }
 
     /// The node with this name.
@@ -488,10 +495,13 @@ impl Cluster {
 
     /// The effective link mode: the manifest's, else corosync's default for the transport.
     pub fn effective_rrp_mode(&self) -> RrpMode {
-        self.spec.totem.rrp_mode.unwrap_or(match self.spec.totem.transport {
-            Transport::Knet => RrpMode::Passive,
-            Transport::Udp | Transport::Udpu => RrpMode::None,
-        })
+        self.spec
+            .totem
+            .rrp_mode
+            .unwrap_or(match self.spec.totem.transport {
+                Transport::Knet => RrpMode::Passive,
+                Transport::Udp | Transport::Udpu => RrpMode::None,
+            })
     }
 }
 

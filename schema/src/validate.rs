@@ -74,9 +74,14 @@ pub fn validate_documents(file: &str, src: &str) -> Vec<DocumentReport> {
     if docs.is_empty() {
         return vec![DocumentReport {
             cluster: None,
-            diagnostics: vec![Diagnostic::error("not-a-manifest", "the file holds no YAML document")
-                .in_file(file)
-                .with_help("a manifest starts with `apiVersion: pve-gitops.io/v1alpha1` and `kind: Cluster`")],
+            diagnostics: vec![Diagnostic::error(
+                "not-a-manifest",
+                "the file holds no YAML document",
+            )
+            .in_file(file)
+            .with_help(
+                "a manifest starts with `apiVersion: pve-gitops.io/v1alpha1` and `kind: Cluster`",
+            )],
         }];
     }
     docs.iter()
@@ -95,14 +100,10 @@ fn validate_node(file: &str, src: &str, doc: &crate::yaml::Node) -> DocumentRepo
     if let Some(json) = json {
         match serde_json::from_value::<Cluster>(json) {
             Ok(c) => {
-                diags.extend(
-                    rules::check(&c)
-                        .into_iter()
-                        .map(|d| {
-                            let loc = locate(&d.path);
-                            d.at(loc)
-                        }),
-                );
+                diags.extend(rules::check(&c).into_iter().map(|d| {
+                    let loc = locate(&d.path);
+                    d.at(loc)
+                }));
                 cluster = Some(c);
             }
             Err(e) => diags.push(
@@ -114,7 +115,11 @@ fn validate_node(file: &str, src: &str, doc: &crate::yaml::Node) -> DocumentRepo
     for d in &mut diags {
         d.file = file.to_string();
     }
-    diags.sort_by_key(|d| d.location.map(|l| (l.line, l.col)).unwrap_or((usize::MAX, 0)));
+    diags.sort_by_key(|d| {
+        d.location
+            .map(|l| (l.line, l.col))
+            .unwrap_or((usize::MAX, 0))
+    });
     DocumentReport {
         cluster,
         diagnostics: diags,
@@ -131,13 +136,18 @@ pub fn parse_cluster(file: &str, src: &str) -> Result<(Cluster, Vec<Diagnostic>)
     if reports.len() > 1 {
         return Err(vec![Diagnostic::error(
             "multiple-documents",
-            format!("{file} holds {} YAML documents; expected one Cluster manifest", reports.len()),
+            format!(
+                "{file} holds {} YAML documents; expected one Cluster manifest",
+                reports.len()
+            ),
         )
         .in_file(file)
         .with_help("put one cluster per file, or pick it with --cluster")]);
     }
     let Some(report) = reports.pop() else {
-        return Err(vec![Diagnostic::error("not-a-manifest", "no manifest").in_file(file)]);
+        return Err(vec![
+            Diagnostic::error("not-a-manifest", "no manifest").in_file(file)
+        ]);
     };
     match (report.has_errors(), report.cluster) {
         (false, Some(c)) => Ok((c, report.diagnostics)),

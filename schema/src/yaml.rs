@@ -175,16 +175,18 @@ impl MarkedEventReceiver for Builder {
 ///
 /// # Errors
 /// A syntax error, located at the scanner's position.
-pub fn parse(src: &str) -> Result<Vec<Node>, Diagnostic> {
+pub fn parse(src: &str) -> Result<Vec<Node>, Box<Diagnostic>> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(src);
     match parser.load(&mut builder, true) {
         Ok(()) => Ok(builder.docs),
         Err(e) => {
             let m = e.marker();
-            Err(Diagnostic::error("yaml-syntax", format!("invalid YAML: {}", e.info()))
-                .at(Some(Location::from_offset(src, m.index(), 0)))
-                .with_help("fix the YAML syntax (indentation, `key: value` pairs, quoting)"))
+            Err(Box::new(
+                Diagnostic::error("yaml-syntax", format!("invalid YAML: {}", e.info()))
+                    .at(Some(Location::from_offset(src, m.index(), 0)))
+                    .with_help("fix the YAML syntax (indentation, `key: value` pairs, quoting)"),
+            ))
         }
     }
 }
@@ -204,7 +206,10 @@ mod tests {
         let Value::Seq(items) = &entries[1].1.value else {
             panic!("not a seq")
         };
-        assert_eq!(&src[items[1].offset..items[1].offset + items[1].len], "\"y\"");
+        assert_eq!(
+            &src[items[1].offset..items[1].offset + items[1].len],
+            "\"y\""
+        );
         assert_eq!(items[0].location(src).line, 3);
         assert_eq!(items[0].location(src).col, 5);
     }

@@ -20,10 +20,19 @@ fn committed_schema_matches_the_types() {
 
 #[test]
 fn schema_rejects_unknown_fields_and_names_every_node_field() {
-    let v: serde_json::Value = serde_json::from_str(&pve_gitops_schema::spec::json_schema()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&pve_gitops_schema::spec::json_schema()).unwrap();
     assert_eq!(v["additionalProperties"], serde_json::Value::Bool(false));
     let node = &v["$defs"]["Node"]["properties"];
-    for f in ["name", "nodeid", "quorum_votes", "ring0_addr", "ring7_addr", "addresses", "state"] {
+    for f in [
+        "name",
+        "nodeid",
+        "quorum_votes",
+        "ring0_addr",
+        "ring7_addr",
+        "addresses",
+        "state",
+    ] {
         assert!(node.get(f).is_some(), "Node.{f} missing from schema");
     }
 }

@@ -18,8 +18,12 @@ struct Expect {
 fn expectations(src: &str) -> Vec<Expect> {
     let mut out = Vec::new();
     for (i, line) in src.lines().enumerate() {
-        let Some(rest) = line.strip_prefix('#') else { continue };
-        let Some(caret) = rest.find('^') else { continue };
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some(caret) = rest.find('^') else {
+            continue;
+        };
         if !rest[..caret].chars().all(|c| c == ' ') {
             continue;
         }
@@ -28,13 +32,20 @@ fn expectations(src: &str) -> Vec<Expect> {
         let path = words.next().unwrap_or_default().to_string();
         // `#` is column 1, so a caret after k spaces is at column k + 2; `#^` means column 1.
         let col = if caret == 0 { 1 } else { caret + 2 };
-        out.push(Expect { line: i, col, rule, path });
+        out.push(Expect {
+            line: i,
+            col,
+            rule,
+            path,
+        });
     }
     out
 }
 
 fn fixture_dir(kind: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spec").join(kind)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/spec")
+        .join(kind)
 }
 
 #[test]
@@ -100,25 +111,63 @@ fn examples_and_valid_fixtures_pass() {
 #[test]
 fn all_problems_are_reported_in_one_run() {
     let src = "apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: c1\nspec:\n  nodes:\n    - name: a\n      nodeid: x\n      ring0_adr: 10.0.0.1\n    - name: b\n      nodeid: 2\n      ring0_addr: 10.0.0.2\n      colour: blue\n  policy:\n    prune_nodes: maybe\n";
-    let diags: Vec<_> = validate_documents("m.yaml", src).into_iter().flat_map(|r| r.diagnostics).collect();
-    let rules: Vec<(&str, usize)> = diags.iter().map(|d| (d.rule, d.location.unwrap().line)).collect();
-    assert_eq!(rules, vec![("type", 8), ("unknown-field", 9), ("unknown-field", 13), ("type", 15)]);
-    let did_you_mean = diags.iter().find(|d| d.path == "spec.nodes[0].ring0_adr").unwrap();
-    assert_eq!(did_you_mean.help.as_deref(), Some("did you mean `ring0_addr`?"));
+    let diags: Vec<_> = validate_documents("m.yaml", src)
+        .into_iter()
+        .flat_map(|r| r.diagnostics)
+        .collect();
+    let rules: Vec<(&str, usize)> = diags
+        .iter()
+        .map(|d| (d.rule, d.location.unwrap().line))
+        .collect();
+    assert_eq!(
+        rules,
+        vec![
+            ("type", 8),
+            ("unknown-field", 9),
+            ("unknown-field", 13),
+            ("type", 15)
+        ]
+    );
+    let did_you_mean = diags
+        .iter()
+        .find(|d| d.path == "spec.nodes[0].ring0_adr")
+        .unwrap();
+    assert_eq!(
+        did_you_mean.help.as_deref(),
+        Some("did you mean `ring0_addr`?")
+    );
 }
 
 #[test]
 fn semantic_errors_are_all_reported_together() {
     let src = "apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: this-name-is-too-long\nspec:\n  nodes:\n    - name: a\n      nodeid: 1\n      ring0_addr: 10.0.0.1\n    - name: a\n      nodeid: 1\n      ring0_addr: 10.0.0.1\n";
-    let diags: Vec<_> = validate_documents("m.yaml", src).into_iter().flat_map(|r| r.diagnostics).collect();
-    let mut rules: Vec<&str> = diags.iter().filter(|d| d.is_error()).map(|d| d.rule).collect();
+    let diags: Vec<_> = validate_documents("m.yaml", src)
+        .into_iter()
+        .flat_map(|r| r.diagnostics)
+        .collect();
+    let mut rules: Vec<&str> = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.rule)
+        .collect();
     rules.sort();
-    assert_eq!(rules, vec!["cluster-name", "duplicate-address", "duplicate-node-name", "duplicate-nodeid"]);
+    assert_eq!(
+        rules,
+        vec![
+            "cluster-name",
+            "duplicate-address",
+            "duplicate-node-name",
+            "duplicate-nodeid"
+        ]
+    );
 }
 
 #[test]
 fn warnings_do_not_fail_but_are_reported() {
-    let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/two-node.yaml")).unwrap();
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/two-node.yaml"),
+    )
+    .unwrap();
     let r = &validate_documents("two-node.yaml", &src)[0];
     assert!(!r.has_errors());
     assert!(r.diagnostics.iter().any(|d| d.rule == "no-ha"));

@@ -27,7 +27,6 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Long help of `conf check`: the edit protocol the command serves (for the CLI definition).
-#[allow(dead_code)] // for cli.rs: `#[command(long_about = crate::cmd::conf::CHECK_LONG_HELP)]`
 pub const CHECK_LONG_HELP: &str = "\
 Parse corosync.conf / datacenter.cfg files and report every error with line:col.
 

@@ -13,8 +13,8 @@
 //! 2 DIR is not a cluster config filesystem, cannot be read, or cannot be represented.
 
 use super::Outcome;
-use pve_gitops::configfs::{atomic_write, ConfigFs, COROSYNC_CONF, DATACENTER_CFG, NODES_DIR};
 use anyhow::Result;
+use pve_gitops::configfs::{atomic_write, ConfigFs, COROSYNC_CONF, DATACENTER_CFG, NODES_DIR};
 use pve_gitops_schema::corosync::{ConfShape, CorosyncConf, Document, Section};
 use pve_gitops_schema::datacenter;
 use pve_gitops_schema::diag::{Diagnostic, Severity};
@@ -27,15 +27,11 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-/// The project's repository, where the manifest's JSON Schema is published.
-const REPOSITORY: &str = "https://example.invalid/pve-gitops";
-
-/// Where the manifest's JSON Schema is published (for the `yaml-language-server` comment).
+/// The schema the `yaml-language-server` comment points at: a file next to the manifest,
+/// written with `pve-gitops schema > cluster.schema.json` (the tool and the schema always
+/// match that way; no network needed).
 pub fn schema_url() -> String {
-    let repo = option_env!("CARGO_PKG_REPOSITORY")
-        .filter(|r| !r.is_empty())
-        .unwrap_or(REPOSITORY);
-    format!("{repo}/raw/main/schema/cluster.schema.json")
+    "cluster.schema.json".to_string()
 }
 
 /// A manifest read from a config filesystem, and what it could not represent.
@@ -618,7 +614,11 @@ pub fn render(imported: &Imported, fs: &ConfigFs) -> Result<String> {
         .and_then(|(_, d)| d.view().totem.config_version)
         .map(|v| format!(" (config_version {v})"))
         .unwrap_or_default();
-    let mut out = format!("# yaml-language-server: $schema={}\n", schema_url());
+    let mut out = format!(
+        "# yaml-language-server: $schema={}\n# (write it next to this file: pve-gitops schema > {})\n",
+        schema_url(),
+        schema_url()
+    );
     out.push_str(&format!(
         "# Imported by `pve-gitops import` from {root}/{COROSYNC_CONF}{version}"
     ));

@@ -81,7 +81,10 @@ pub fn run(args: Args<'_>) -> Result<Outcome> {
     let (mut tgt, note) = target::resolve(&opts, &cluster)?;
     let described = tgt.describe();
     if args.output == PlanOutput::Text {
-        println!("Target: {described}{}", note.map(|n| format!(" — {n}")).unwrap_or_default());
+        println!(
+            "Target: {described}{}",
+            note.map(|n| format!(" — {n}")).unwrap_or_default()
+        );
     } else if let Some(n) = note {
         eprintln!("Target: {described} — {n}");
     }
@@ -100,7 +103,13 @@ pub fn run(args: Args<'_>) -> Result<Outcome> {
     apply(tgt.as_mut(), &cluster, p, &described, &args)
 }
 
-fn apply(tgt: &mut dyn Target, cluster: &Cluster, mut p: Plan, described: &str, args: &Args<'_>) -> Result<Outcome> {
+fn apply(
+    tgt: &mut dyn Target,
+    cluster: &Cluster,
+    mut p: Plan,
+    described: &str,
+    args: &Args<'_>,
+) -> Result<Outcome> {
     let text = args.output == PlanOutput::Text;
     let mut applied: Vec<serde_json::Value> = Vec::new();
     let mut last_key: Option<String> = None;
@@ -111,7 +120,10 @@ fn apply(tgt: &mut dyn Target, cluster: &Cluster, mut p: Plan, described: &str, 
         }
         if p.in_sync() {
             if text {
-                println!("Converged: cluster {} matches the manifest.", cluster.metadata.name);
+                println!(
+                    "Converged: cluster {} matches the manifest.",
+                    cluster.metadata.name
+                );
             } else {
                 print_report(&applied, &p, described, cluster, "converged");
             }
@@ -139,7 +151,13 @@ fn apply(tgt: &mut dyn Target, cluster: &Cluster, mut p: Plan, described: &str, 
             );
         }
         if text {
-            println!("{} {:<18} {:<10} {}", step.marker(), step.kind.name(), step.node, step.summary);
+            println!(
+                "{} {:<18} {:<10} {}",
+                step.marker(),
+                step.kind.name(),
+                step.node,
+                step.summary
+            );
         }
         let done = tgt
             .apply(&step)
@@ -158,15 +176,27 @@ fn apply(tgt: &mut dyn Target, cluster: &Cluster, mut p: Plan, described: &str, 
         let observed = tgt.observe()?;
         p = plan(cluster, &observed);
     }
-    anyhow::bail!("stopped after --max-steps {} steps without converging", args.max_steps)
+    anyhow::bail!(
+        "stopped after --max-steps {} steps without converging",
+        args.max_steps
+    )
 }
 
-fn print_report(applied: &[serde_json::Value], p: &Plan, described: &str, cluster: &Cluster, result: &str) {
+fn print_report(
+    applied: &[serde_json::Value],
+    p: &Plan,
+    described: &str,
+    cluster: &Cluster,
+    result: &str,
+) {
     let mut report = serde_json::to_value(render::plan_json(p, described, &cluster.metadata.name))
         .unwrap_or_default();
     if let Some(obj) = report.as_object_mut() {
         obj.insert("result".into(), result.into());
         obj.insert("applied".into(), applied.to_vec().into());
     }
-    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
 }

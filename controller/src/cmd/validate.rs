@@ -30,7 +30,10 @@ pub fn collect_manifests(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
                 .collect();
             found.sort();
             if found.is_empty() {
-                problems.push(format!("{}: no *.yaml or *.yml files in this directory", p.display()));
+                problems.push(format!(
+                    "{}: no *.yaml or *.yml files in this directory",
+                    p.display()
+                ));
             }
             files.extend(found);
         } else if p.exists() {

@@ -52,7 +52,13 @@ fn bool01(b: bool) -> &'static str {
 }
 
 /// Build the step for `changes` applied to `next` (already edited).
-fn step(model: &Observed, mut next: Document, changes: Vec<String>, method: Method, method_reason: &str) -> Option<Step> {
+fn step(
+    model: &Observed,
+    mut next: Document,
+    changes: Vec<String>,
+    method: Method,
+    method_reason: &str,
+) -> Option<Step> {
     let via = executor(model, &[])?;
     let from_version = model.config_version();
     let to_version = next.bump_config_version();
@@ -66,7 +72,9 @@ fn step(model: &Observed, mut next: Document, changes: Vec<String>, method: Meth
     order.sort();
     let reason = match method {
         Method::Reload => "corosync.conf differs from the manifest".to_string(),
-        Method::RollingRestart => format!("corosync.conf differs from the manifest; {method_reason}"),
+        Method::RollingRestart => {
+            format!("corosync.conf differs from the manifest; {method_reason}")
+        }
     };
     Some(Step::new(
         StepKind::UpdateCorosync(UpdateCorosync {
@@ -115,7 +123,11 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
     }
     let view = doc.view();
     let pairs = pairs(desired, doc);
-    let live_links: BTreeSet<u8> = view.nodes.iter().flat_map(|n| n.rings.keys().copied()).collect();
+    let live_links: BTreeSet<u8> = view
+        .nodes
+        .iter()
+        .flat_map(|n| n.rings.keys().copied())
+        .collect();
     let want_links: BTreeSet<u8> = desired.link_numbers().into_iter().collect();
     let mut candidates: Vec<Step> = Vec::new();
 
@@ -143,7 +155,10 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
         .filter(|l| pairs.iter().all(|p| p.desired.get(l) == p.live.get(l)))
         .collect();
     for l in want_links.intersection(&live_links) {
-        let moved: Vec<&Pair> = pairs.iter().filter(|p| p.desired.get(l) != p.live.get(l)).collect();
+        let moved: Vec<&Pair> = pairs
+            .iter()
+            .filter(|p| p.desired.get(l) != p.live.get(l))
+            .collect();
         if moved.is_empty() {
             continue;
         }
@@ -162,7 +177,10 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
         if unchanged.iter().any(|k| k != l) {
             next.remove_ring_addr_everywhere(*l);
             next.remove_interface(*l);
-            let mut changes = vec![format!("remove link {l} to re-create it with new addresses (step 1 of 2: {})", what.join(", "))];
+            let mut changes = vec![format!(
+                "remove link {l} to re-create it with new addresses (step 1 of 2: {})",
+                what.join(", ")
+            )];
             changes.dedup();
             candidates.extend(step(model, next, changes, Method::Reload, ""));
         } else {
@@ -201,7 +219,10 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
         for p in &pairs {
             if p.desired_votes != p.live_votes {
                 next.set_node_key(&p.name, "quorum_votes", &p.desired_votes.to_string());
-                changes.push(format!("{} quorum_votes {} -> {}", p.name, p.live_votes, p.desired_votes));
+                changes.push(format!(
+                    "{} quorum_votes {} -> {}",
+                    p.name, p.live_votes, p.desired_votes
+                ));
             }
         }
         if desired.spec.totem.transport == Transport::Knet {
@@ -220,7 +241,8 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
                     changes.push(format!(
                         "link {} knet_link_priority {} -> {want}",
                         ls.number,
-                        live.map(|p| p.to_string()).unwrap_or_else(|| "(default)".into())
+                        live.map(|p| p.to_string())
+                            .unwrap_or_else(|| "(default)".into())
                     ));
                 }
             }
@@ -250,12 +272,24 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
         let live_transport = view.effective_transport().to_string();
         if live_transport != t.transport.as_str() {
             next.set(&["totem"], "transport", t.transport.as_str());
-            changes.push(format!("transport {live_transport} -> {}", t.transport.as_str()));
+            changes.push(format!(
+                "transport {live_transport} -> {}",
+                t.transport.as_str()
+            ));
         }
         if let Some(mode) = t.rrp_mode {
             let (key, live) = match t.transport {
-                Transport::Knet => ("link_mode", view.totem.link_mode.clone().unwrap_or_else(|| "passive".into())),
-                _ => ("rrp_mode", view.totem.rrp_mode.clone().unwrap_or_else(|| "none".into())),
+                Transport::Knet => (
+                    "link_mode",
+                    view.totem
+                        .link_mode
+                        .clone()
+                        .unwrap_or_else(|| "passive".into()),
+                ),
+                _ => (
+                    "rrp_mode",
+                    view.totem.rrp_mode.clone().unwrap_or_else(|| "none".into()),
+                ),
             };
             if live != mode.as_str() {
                 next.set(&["totem"], key, mode.as_str());
@@ -293,7 +327,9 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
         }
     }
 
-    let first = candidates.into_iter().find(|s| !excluded.contains(&s.key()))?;
+    let first = candidates
+        .into_iter()
+        .find(|s| !excluded.contains(&s.key()))?;
     Some(Batch {
         steps: vec![first],
         errors: Vec::new(),

@@ -44,7 +44,9 @@ pub fn executor(model: &Observed, exclude: &[&str]) -> Option<String> {
         .nodes
         .into_iter()
         .filter_map(|n| Some((n.nodeid.unwrap_or(u32::MAX), n.name?)))
-        .filter(|(_, name)| model.membership.online.contains(name) && !exclude.contains(&name.as_str()))
+        .filter(|(_, name)| {
+            model.membership.online.contains(name) && !exclude.contains(&name.as_str())
+        })
         .collect();
     nodes.sort();
     nodes.into_iter().next().map(|(_, n)| n)
@@ -73,9 +75,12 @@ fn nodes_to_remove(desired: &Cluster, model: &Observed) -> Vec<String> {
     out.into_iter().map(|(_, n)| n).collect()
 }
 
+/// One planning phase: the steps it proposes for the model, if it has any.
+type Phase = fn(&Cluster, &Observed, &BTreeSet<String>) -> Option<Batch>;
+
 /// The next steps the manifest needs, from the first phase that has work.
 pub fn next_batch(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Batch {
-    let phases: [fn(&Cluster, &Observed, &BTreeSet<String>) -> Option<Batch>; 11] = [
+    let phases: [Phase; 11] = [
         create,
         regain_quorum,
         converge_versions,
@@ -142,7 +147,8 @@ fn create(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> O
         quorum_votes: founder.quorum_votes,
         rings: links_of(founder),
     };
-    let priorities: BTreeMap<u8, Option<u8>> = t.links.iter().map(|l| (l.number, l.priority)).collect();
+    let priorities: BTreeMap<u8, Option<u8>> =
+        t.links.iter().map(|l| (l.number, l.priority)).collect();
     let links: Vec<(u8, Option<u8>)> = entry
         .rings
         .keys()
@@ -165,7 +171,12 @@ fn create(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> O
         token_coefficient: t.token_coefficient,
         corosync2,
     };
-    let mut doc = Document::new_pve_cluster(&desired.metadata.name, &[entry.clone()], &links, &opts);
+    let mut doc = Document::new_pve_cluster(
+        &desired.metadata.name,
+        std::slice::from_ref(&entry),
+        &links,
+        &opts,
+    );
     if t.transport == Transport::Udp {
         doc.set(&["totem"], "transport", "udp");
     }
@@ -193,7 +204,11 @@ fn create(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> O
     Some(Batch::one(step))
 }
 
-fn regain_quorum(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+fn regain_quorum(
+    desired: &Cluster,
+    model: &Observed,
+    excluded: &BTreeSet<String>,
+) -> Option<Batch> {
     if model.corosync.is_none() || model.membership.quorate {
         return None;
     }
@@ -203,7 +218,13 @@ fn regain_quorum(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String
         m.total_votes, m.expected_votes, m.quorum
     );
     if let Some(n) = desired.spec.quorum.expected_votes {
-        let via = model.membership.online.iter().next().cloned().unwrap_or_default();
+        let via = model
+            .membership
+            .online
+            .iter()
+            .next()
+            .cloned()
+            .unwrap_or_default();
         return Some(match expected_votes_accepted(n, m.total_votes) {
             Ok(()) if m.expected_votes != n => Batch::one(Step::new(
                 StepKind::SetExpectedVotes(SetExpectedVotes {
@@ -275,15 +296,16 @@ fn remove_step(model: &Observed, node: &str) -> Option<Step> {
     ))
 }
 
-fn remove_offline(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+fn remove_offline(
+    desired: &Cluster,
+    model: &Observed,
+    excluded: &BTreeSet<String>,
+) -> Option<Batch> {
     for node in nodes_to_remove(desired, model) {
         if model.membership.online.contains(&node) {
             continue;
         }
-        let guests: Vec<String> = model
-            .guests_on(&node)
-            .map(|g| g.vmid.to_string())
-            .collect();
+        let guests: Vec<String> = model.guests_on(&node).map(|g| g.vmid.to_string()).collect();
         if !guests.is_empty() {
             let step = Step::new(
                 StepKind::Wait(Wait {
@@ -323,7 +345,8 @@ fn join(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Opt
         match model.hosts.get(&n.name) {
             Some(h) if h.online => {}
             _ => {
-                if let Some(b) = power_on_gate(&n.name, excluded, "a joining node must be running") {
+                if let Some(b) = power_on_gate(&n.name, excluded, "a joining node must be running")
+                {
                     return Some(b);
                 }
                 continue;
@@ -419,7 +442,10 @@ fn datacenter(desired: &Cluster, model: &Observed, _: &BTreeSet<String>) -> Opti
         let mtype = match m.mtype.map(|t| t.as_str()) {
             Some("insecure") => MigrationType::Insecure,
             Some(_) => MigrationType::Secure,
-            None => live.as_ref().map(|l| l.mtype).unwrap_or(MigrationType::Secure),
+            None => live
+                .as_ref()
+                .map(|l| l.mtype)
+                .unwrap_or(MigrationType::Secure),
         };
         let network = m.network.or_else(|| live.as_ref().and_then(|l| l.network));
         let want = Migration::new(mtype, network);
@@ -444,7 +470,14 @@ fn datacenter(desired: &Cluster, model: &Observed, _: &BTreeSet<String>) -> Opti
     })
 }
 
-fn migrate(desired: &Cluster, model: &Observed, vmid: u32, to: &str, online: bool, why: &str) -> Option<Step> {
+fn migrate(
+    desired: &Cluster,
+    model: &Observed,
+    vmid: u32,
+    to: &str,
+    online: bool,
+    why: &str,
+) -> Option<Step> {
     let g = model.guests.get(&vmid)?;
     let m = desired.spec.migration.as_ref();
     let qemu = g.gtype == GuestType::Qemu;
@@ -456,19 +489,32 @@ fn migrate(desired: &Cluster, model: &Observed, vmid: u32, to: &str, online: boo
             to: to.to_string(),
             online: qemu && g.running,
             restart: !qemu && g.running,
-            migration_network: m.and_then(|m| m.network).filter(|_| qemu).map(|n| n.to_string()),
-            migration_type: m.and_then(|m| m.mtype).filter(|_| qemu).map(|t| t.as_str().to_string()),
+            migration_network: m
+                .and_then(|m| m.network)
+                .filter(|_| qemu)
+                .map(|n| n.to_string()),
+            migration_type: m
+                .and_then(|m| m.mtype)
+                .filter(|_| qemu)
+                .map(|t| t.as_str().to_string()),
         }),
         &g.node,
         why,
     );
     let member = |n: &str| model.membership.online.contains(n) && model.is_joined(n);
     if let Some(lock) = &g.lock {
-        step = step.blocked(format!("guest {vmid} is locked ({lock}); skipped until the lock is released"));
+        step = step.blocked(format!(
+            "guest {vmid} is locked ({lock}); skipped until the lock is released"
+        ));
     } else if g.running && !online {
-        step = step.blocked(format!("guest {vmid} is running and spec.guests says online: false; stop it first"));
+        step = step.blocked(format!(
+            "guest {vmid} is running and spec.guests says online: false; stop it first"
+        ));
     } else if !member(&g.node) {
-        step = step.blocked(format!("source node {} is not an online cluster member", g.node));
+        step = step.blocked(format!(
+            "source node {} is not an online cluster member",
+            g.node
+        ));
     } else if !member(to) {
         step = step.blocked(format!("target node {to} is not an online cluster member"));
     }
@@ -478,11 +524,20 @@ fn migrate(desired: &Cluster, model: &Observed, vmid: u32, to: &str, online: boo
 fn placement(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
     let mut steps = Vec::new();
     for g in &desired.spec.guests {
-        let Some(live) = model.guests.get(&g.vmid) else { continue };
+        let Some(live) = model.guests.get(&g.vmid) else {
+            continue;
+        };
         if live.node == g.node {
             continue;
         }
-        if let Some(step) = migrate(desired, model, g.vmid, &g.node, g.online, "spec.guests places it on another node") {
+        if let Some(step) = migrate(
+            desired,
+            model,
+            g.vmid,
+            &g.node,
+            g.online,
+            "spec.guests places it on another node",
+        ) {
             if !excluded.contains(&step.key()) {
                 steps.push(step);
             }
@@ -504,14 +559,26 @@ fn evacuate(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) ->
     // Free memory per target: host memory minus the memory of the guests on it.
     let mut free: BTreeMap<&str, i128> = targets
         .iter()
-        .map(|t| (*t, model.hosts.get(*t).map(|h| i128::from(h.memory_mib)).unwrap_or(0)))
+        .map(|t| {
+            (
+                *t,
+                model
+                    .hosts
+                    .get(*t)
+                    .map(|h| i128::from(h.memory_mib))
+                    .unwrap_or(0),
+            )
+        })
         .collect();
     for g in model.guests.values() {
         if let Some(f) = free.get_mut(g.node.as_str()) {
             *f -= i128::from(g.memory_mib);
         }
     }
-    for node in removing.iter().filter(|n| model.membership.online.contains(*n)) {
+    for node in removing
+        .iter()
+        .filter(|n| model.membership.online.contains(*n))
+    {
         let mut guests: Vec<_> = model
             .guests_on(node)
             .filter(|g| !excluded.contains(&format!("migrate_guest:{}", g.vmid)))
@@ -523,7 +590,8 @@ fn evacuate(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) ->
         guests.sort_by(|a, b| b.memory_mib.cmp(&a.memory_mib).then(a.vmid.cmp(&b.vmid)));
         let mut steps = Vec::new();
         for g in guests {
-            let Some((target, _)) = free.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))) else {
+            let Some((target, _)) = free.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            else {
                 let step = Step::new(
                     StepKind::Wait(Wait {
                         gate: Gate::Evacuate {
@@ -540,7 +608,16 @@ fn evacuate(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) ->
                 break;
             };
             let target = target.to_string();
-            if let Some(step) = migrate(desired, model, g.vmid, &target, true, &format!("{node} is being removed (state: absent); guests are spread by free memory")) {
+            if let Some(step) = migrate(
+                desired,
+                model,
+                g.vmid,
+                &target,
+                true,
+                &format!(
+                    "{node} is being removed (state: absent); guests are spread by free memory"
+                ),
+            ) {
                 if step.blocked.is_none() {
                     if let Some(f) = free.get_mut(target.as_str()) {
                         *f -= i128::from(g.memory_mib);

@@ -25,10 +25,7 @@ pub struct VoteState {
 impl VoteState {
     /// Votes of the members present.
     pub fn total(&self) -> u32 {
-        self.online
-            .iter()
-            .filter_map(|n| self.votes.get(n))
-            .sum()
+        self.online.iter().filter_map(|n| self.votes.get(n)).sum()
     }
 
     /// Expected votes as votequorum computes them.

@@ -59,7 +59,10 @@ fn cluster_name(c: &Cluster, out: &mut Vec<Diagnostic>) {
         out.push(
             Diagnostic::error(
                 "cluster-name",
-                format!("cluster name `{name}` is {} characters long; pvecm allows at most 15", name.len()),
+                format!(
+                    "cluster name `{name}` is {} characters long; pvecm allows at most 15",
+                    name.len()
+                ),
             )
             .at_path("metadata.name")
             .with_help("choose a shorter name (it becomes totem.cluster_name)"),
@@ -67,9 +70,14 @@ fn cluster_name(c: &Cluster, out: &mut Vec<Diagnostic>) {
     }
     if !is_ldh(name) {
         out.push(
-            Diagnostic::error("cluster-name", format!("cluster name `{name}` must match ^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$"))
-                .at_path("metadata.name")
-                .with_help("use letters, digits and `-` (not first or last)"),
+            Diagnostic::error(
+                "cluster-name",
+                format!(
+                    "cluster name `{name}` must match ^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$"
+                ),
+            )
+            .at_path("metadata.name")
+            .with_help("use letters, digits and `-` (not first or last)"),
         );
     }
 }
@@ -90,38 +98,59 @@ fn nodes(c: &Cluster, out: &mut Vec<Diagnostic>) {
         let p = format!("spec.nodes[{i}]");
         if !is_ldh(&n.name) {
             out.push(
-                Diagnostic::error("node-name", format!("node name `{}` is not a valid hostname", n.name))
-                    .at_path(format!("{p}.name"))
-                    .with_help("use letters, digits and `-` (not first or last), at most 63 characters"),
+                Diagnostic::error(
+                    "node-name",
+                    format!("node name `{}` is not a valid hostname", n.name),
+                )
+                .at_path(format!("{p}.name"))
+                .with_help(
+                    "use letters, digits and `-` (not first or last), at most 63 characters",
+                ),
             );
         }
         if let Some(first) = names.insert(&n.name, i) {
             out.push(
-                Diagnostic::error("duplicate-node-name", format!("node name `{}` is also used by spec.nodes[{first}]", n.name))
-                    .at_path(format!("{p}.name"))
-                    .with_help("every node needs its own name"),
+                Diagnostic::error(
+                    "duplicate-node-name",
+                    format!("node name `{}` is also used by spec.nodes[{first}]", n.name),
+                )
+                .at_path(format!("{p}.name"))
+                .with_help("every node needs its own name"),
             );
         }
         let max_id = if knet { 65535 } else { u32::MAX };
         if n.nodeid == 0 || n.nodeid > max_id {
             out.push(
-                Diagnostic::error("nodeid-range", format!("nodeid {} is out of range 1..{max_id}", n.nodeid))
-                    .at_path(format!("{p}.nodeid"))
-                    .with_help(if knet { "knet needs nodeids from 1 to 65535" } else { "nodeid 0 is reserved" }),
+                Diagnostic::error(
+                    "nodeid-range",
+                    format!("nodeid {} is out of range 1..{max_id}", n.nodeid),
+                )
+                .at_path(format!("{p}.nodeid"))
+                .with_help(if knet {
+                    "knet needs nodeids from 1 to 65535"
+                } else {
+                    "nodeid 0 is reserved"
+                }),
             );
         }
         if let Some(first) = ids.insert(n.nodeid, i) {
             out.push(
-                Diagnostic::error("duplicate-nodeid", format!("nodeid {} is also used by spec.nodes[{first}]", n.nodeid))
-                    .at_path(format!("{p}.nodeid"))
-                    .with_help("give every node its own nodeid"),
+                Diagnostic::error(
+                    "duplicate-nodeid",
+                    format!("nodeid {} is also used by spec.nodes[{first}]", n.nodeid),
+                )
+                .at_path(format!("{p}.nodeid"))
+                .with_help("give every node its own nodeid"),
             );
         }
         if n.rings().next().is_none() {
             out.push(
-                Diagnostic::error("missing-address", format!("node `{}` has no ring address", n.name))
-                    .at_path(&p)
-                    .with_help("add ring0_addr (and one ringN_addr per link the cluster uses)"),
+                Diagnostic::error(
+                    "missing-address",
+                    format!("node `{}` has no ring address", n.name),
+                )
+                .at_path(&p)
+                .with_help("add ring0_addr (and one ringN_addr per link the cluster uses)"),
             );
         }
         for (l, a) in n.rings() {
@@ -134,24 +163,33 @@ fn nodes(c: &Cluster, out: &mut Vec<Diagnostic>) {
                 );
             } else if a.parse::<IpAddr>().is_err() && !a.split('.').all(is_ldh) {
                 out.push(
-                    Diagnostic::error("invalid-address", format!("ring{l}_addr `{a}` is neither an IP address nor a hostname"))
-                        .at_path(&fp)
-                        .with_help("write an IP address such as 10.10.10.1"),
+                    Diagnostic::error(
+                        "invalid-address",
+                        format!("ring{l}_addr `{a}` is neither an IP address nor a hostname"),
+                    )
+                    .at_path(&fp)
+                    .with_help("write an IP address such as 10.10.10.1"),
                 );
             }
             if let Some(first) = addrs.insert(a, fp.clone()) {
                 out.push(
-                    Diagnostic::error("duplicate-address", format!("address `{a}` is also used at {first}"))
-                        .at_path(&fp)
-                        .with_help("no address may be used twice on any link"),
+                    Diagnostic::error(
+                        "duplicate-address",
+                        format!("address `{a}` is also used at {first}"),
+                    )
+                    .at_path(&fp)
+                    .with_help("no address may be used twice on any link"),
                 );
             }
         }
         for (j, net) in n.addresses.iter().enumerate() {
             if let Some(prev) = n.addresses[..j].iter().position(|x| x.addr() == net.addr()) {
                 out.push(
-                    Diagnostic::error("duplicate-address", format!("address `{net}` is listed twice (also addresses[{prev}])"))
-                        .at_path(format!("{p}.addresses[{j}]")),
+                    Diagnostic::error(
+                        "duplicate-address",
+                        format!("address `{net}` is listed twice (also addresses[{prev}])"),
+                    )
+                    .at_path(format!("{p}.addresses[{j}]")),
                 );
             }
         }
@@ -176,10 +214,15 @@ fn links(c: &Cluster, out: &mut Vec<Diagnostic>) {
             out.push(
                 Diagnostic::error(
                     "link-set-mismatch",
-                    format!("node `{}` has no ring{missing}_addr but other nodes use link {missing}", n.name),
+                    format!(
+                        "node `{}` has no ring{missing}_addr but other nodes use link {missing}",
+                        n.name
+                    ),
                 )
                 .at_path(format!("spec.nodes[{i}]"))
-                .with_help(format!("add ring{missing}_addr to this node, or remove link {missing} from all nodes")),
+                .with_help(format!(
+                    "add ring{missing}_addr to this node, or remove link {missing} from all nodes"
+                )),
             );
         }
         for (l, _) in n.rings() {
@@ -187,7 +230,10 @@ fn links(c: &Cluster, out: &mut Vec<Diagnostic>) {
                 out.push(
                     Diagnostic::error(
                         "link-number",
-                        format!("ring{l}_addr: transport {} supports links 0..{max} only", t.transport.as_str()),
+                        format!(
+                            "ring{l}_addr: transport {} supports links 0..{max} only",
+                            t.transport.as_str()
+                        ),
                     )
                     .at_path(format!("spec.nodes[{i}].ring{l}_addr"))
                     .with_help("use knet for more than two links"),
@@ -200,34 +246,59 @@ fn links(c: &Cluster, out: &mut Vec<Diagnostic>) {
         let p = format!("spec.totem.links[{i}]");
         if l.number > max.min(MAX_LINK) {
             out.push(
-                Diagnostic::error("link-number", format!("link number {} is out of range 0..{max} for transport {}", l.number, t.transport.as_str()))
-                    .at_path(format!("{p}.number")),
+                Diagnostic::error(
+                    "link-number",
+                    format!(
+                        "link number {} is out of range 0..{max} for transport {}",
+                        l.number,
+                        t.transport.as_str()
+                    ),
+                )
+                .at_path(format!("{p}.number")),
             );
         }
         if let Some(first) = seen.insert(l.number, i) {
             out.push(
-                Diagnostic::error("duplicate-link", format!("link {} is configured twice (also spec.totem.links[{first}])", l.number))
-                    .at_path(format!("{p}.number"))
-                    .with_help("merge the two entries"),
+                Diagnostic::error(
+                    "duplicate-link",
+                    format!(
+                        "link {} is configured twice (also spec.totem.links[{first}])",
+                        l.number
+                    ),
+                )
+                .at_path(format!("{p}.number"))
+                .with_help("merge the two entries"),
             );
         }
         if l.bindnetaddr.is_some() && t.transport == Transport::Knet {
             out.push(
-                Diagnostic::error("bindnetaddr-knet", "bindnetaddr is only used by udp/udpu; knet ignores it")
-                    .at_path(format!("{p}.bindnetaddr"))
-                    .with_help("remove bindnetaddr, or set transport: udpu"),
+                Diagnostic::error(
+                    "bindnetaddr-knet",
+                    "bindnetaddr is only used by udp/udpu; knet ignores it",
+                )
+                .at_path(format!("{p}.bindnetaddr"))
+                .with_help("remove bindnetaddr, or set transport: udpu"),
             );
         }
         if l.priority.is_some() && t.transport != Transport::Knet {
             out.push(
-                Diagnostic::error("priority-not-knet", "link priority (knet_link_priority) exists only with knet")
-                    .at_path(format!("{p}.priority")),
+                Diagnostic::error(
+                    "priority-not-knet",
+                    "link priority (knet_link_priority) exists only with knet",
+                )
+                .at_path(format!("{p}.priority")),
             );
         }
         if !used.contains(&l.number) {
             out.push(
-                Diagnostic::warning("unused-link", format!("link {} has settings but no node has a ring{}_addr", l.number, l.number))
-                    .at_path(format!("{p}.number")),
+                Diagnostic::warning(
+                    "unused-link",
+                    format!(
+                        "link {} has settings but no node has a ring{}_addr",
+                        l.number, l.number
+                    ),
+                )
+                .at_path(format!("{p}.number")),
             );
         }
     }
@@ -247,9 +318,12 @@ fn links(c: &Cluster, out: &mut Vec<Diagnostic>) {
     }
     if used.len() > 1 && c.effective_rrp_mode() == RrpMode::None {
         out.push(
-            Diagnostic::error("rrp-mode", format!("{} links are used but rrp_mode is none", used.len()))
-                .at_path("spec.totem.rrp_mode")
-                .with_help("set rrp_mode: passive, or use one ring"),
+            Diagnostic::error(
+                "rrp-mode",
+                format!("{} links are used but rrp_mode is none", used.len()),
+            )
+            .at_path("spec.totem.rrp_mode")
+            .with_help("set rrp_mode: passive, or use one ring"),
         );
     }
     // One IP family per link, matching ip_version.
@@ -257,13 +331,19 @@ fn links(c: &Cluster, out: &mut Vec<Diagnostic>) {
         let mut family: Option<(bool, String)> = None;
         for (i, n) in c.spec.nodes.iter().enumerate() {
             let Some(a) = n.ring_addr(*l) else { continue };
-            let Ok(ip) = a.parse::<IpAddr>() else { continue };
+            let Ok(ip) = a.parse::<IpAddr>() else {
+                continue;
+            };
             let p = format!("spec.nodes[{i}].ring{l}_addr");
             if !t.ip_version.allows(&ip) {
                 out.push(
                     Diagnostic::error(
                         "ip-family",
-                        format!("`{a}` is an {} address but ip_version is {}", if ip.is_ipv4() { "IPv4" } else { "IPv6" }, t.ip_version.as_str()),
+                        format!(
+                            "`{a}` is an {} address but ip_version is {}",
+                            if ip.is_ipv4() { "IPv4" } else { "IPv6" },
+                            t.ip_version.as_str()
+                        ),
                     )
                     .at_path(&p)
                     .with_help("use ip_version ipv4-6 or an address of the allowed family"),
@@ -272,9 +352,12 @@ fn links(c: &Cluster, out: &mut Vec<Diagnostic>) {
             match &family {
                 None => family = Some((ip.is_ipv4(), a.to_string())),
                 Some((v4, first)) if *v4 != ip.is_ipv4() => out.push(
-                    Diagnostic::error("ip-family", format!("link {l} mixes IP families: `{a}` vs `{first}`"))
-                        .at_path(&p)
-                        .with_help("all addresses of one link must be IPv4, or all IPv6"),
+                    Diagnostic::error(
+                        "ip-family",
+                        format!("link {l} mixes IP families: `{a}` vs `{first}`"),
+                    )
+                    .at_path(&p)
+                    .with_help("all addresses of one link must be IPv4, or all IPv6"),
                 ),
                 Some(_) => {}
             }
@@ -297,9 +380,12 @@ fn quorum(c: &Cluster, out: &mut Vec<Diagnostic>) {
         let voting = c.present_nodes().filter(|n| n.quorum_votes > 0).count();
         if voting != 2 {
             out.push(
-                Diagnostic::error("two-node", format!("two_node needs exactly two voting nodes, the manifest has {voting}"))
-                    .at_path("spec.quorum.two_node")
-                    .with_help("remove two_node, or use it only in a two-node cluster"),
+                Diagnostic::error(
+                    "two-node",
+                    format!("two_node needs exactly two voting nodes, the manifest has {voting}"),
+                )
+                .at_path("spec.quorum.two_node")
+                .with_help("remove two_node, or use it only in a two-node cluster"),
             );
         }
     }
@@ -308,7 +394,11 @@ fn quorum(c: &Cluster, out: &mut Vec<Diagnostic>) {
 fn is_private(net: &IpNet) -> bool {
     match net.addr() {
         IpAddr::V4(a) => a.is_private() || a.is_loopback() || a.is_link_local(),
-        IpAddr::V6(a) => (a.segments()[0] & 0xfe00) == 0xfc00 || (a.segments()[0] & 0xffc0) == 0xfe80 || a.is_loopback(),
+        IpAddr::V6(a) => {
+            (a.segments()[0] & 0xfe00) == 0xfc00
+                || (a.segments()[0] & 0xffc0) == 0xfe80
+                || a.is_loopback()
+        }
     }
 }
 
@@ -316,29 +406,51 @@ fn migration(c: &Cluster, out: &mut Vec<Diagnostic>) {
     let Some(m) = &c.spec.migration else { return };
     if let Some(w) = m.max_workers {
         if w == 0 {
-            out.push(Diagnostic::error("max-workers", "max_workers must be at least 1").at_path("spec.migration.max_workers"));
+            out.push(
+                Diagnostic::error("max-workers", "max_workers must be at least 1")
+                    .at_path("spec.migration.max_workers"),
+            );
         }
     }
     let Some(net) = m.network else { return };
     if m.mtype.is_none() {
         out.push(
-            Diagnostic::error("migration-type-required", "migration.type is required when migration.network is set")
-                .at_path("spec.migration")
-                .with_help("add `type: secure` (Proxmox drops the whole migration key without it)"),
+            Diagnostic::error(
+                "migration-type-required",
+                "migration.type is required when migration.network is set",
+            )
+            .at_path("spec.migration")
+            .with_help("add `type: secure` (Proxmox drops the whole migration key without it)"),
         );
     }
-    let (lo, hi) = if net.addr().is_ipv4() { (8, 32) } else { (8, 128) };
+    let (lo, hi) = if net.addr().is_ipv4() {
+        (8, 32)
+    } else {
+        (8, 128)
+    };
     if net.prefix_len() < lo || net.prefix_len() > hi {
         out.push(
-            Diagnostic::error("migration-prefix", format!("migration network prefix /{} is outside {lo}..{hi}", net.prefix_len()))
-                .at_path("spec.migration.network"),
+            Diagnostic::error(
+                "migration-prefix",
+                format!(
+                    "migration network prefix /{} is outside {lo}..{hi}",
+                    net.prefix_len()
+                ),
+            )
+            .at_path("spec.migration.network"),
         );
     }
-    if m.mtype == Some(MigrationType::Insecure) && !is_private(&net) && !c.spec.policy.allow_insecure_migration {
+    if m.mtype == Some(MigrationType::Insecure)
+        && !is_private(&net)
+        && !c.spec.policy.allow_insecure_migration
+    {
         out.push(
-            Diagnostic::error("insecure-public-migration", format!("insecure migration over {net}, which is not a private network"))
-                .at_path("spec.migration.type")
-                .with_help("use type: secure, or set policy.allow_insecure_migration: true"),
+            Diagnostic::error(
+                "insecure-public-migration",
+                format!("insecure migration over {net}, which is not a private network"),
+            )
+            .at_path("spec.migration.type")
+            .with_help("use type: secure, or set policy.allow_insecure_migration: true"),
         );
     }
     for (i, n) in c.spec.nodes.iter().enumerate() {
@@ -375,23 +487,35 @@ fn guests(c: &Cluster, out: &mut Vec<Diagnostic>) {
         let p = format!("spec.guests[{i}]");
         if !(100..=999_999_999).contains(&g.vmid) {
             out.push(
-                Diagnostic::error("vmid-range", format!("vmid {} is outside 100..999999999", g.vmid))
-                    .at_path(format!("{p}.vmid")),
+                Diagnostic::error(
+                    "vmid-range",
+                    format!("vmid {} is outside 100..999999999", g.vmid),
+                )
+                .at_path(format!("{p}.vmid")),
             );
         }
         if let Some(first) = seen.insert(g.vmid, i) {
             out.push(
-                Diagnostic::error("duplicate-vmid", format!("vmid {} is also listed at spec.guests[{first}]", g.vmid))
-                    .at_path(format!("{p}.vmid"))
-                    .with_help("list every guest once"),
+                Diagnostic::error(
+                    "duplicate-vmid",
+                    format!("vmid {} is also listed at spec.guests[{first}]", g.vmid),
+                )
+                .at_path(format!("{p}.vmid"))
+                .with_help("list every guest once"),
             );
         }
         match c.node(&g.node) {
             Some(n) if n.is_present() => {}
             Some(_) => out.push(
-                Diagnostic::error("guest-node", format!("guest {} is placed on `{}`, which is being removed (state: absent)", g.vmid, g.node))
-                    .at_path(format!("{p}.node"))
-                    .with_help("place it on a present node"),
+                Diagnostic::error(
+                    "guest-node",
+                    format!(
+                        "guest {} is placed on `{}`, which is being removed (state: absent)",
+                        g.vmid, g.node
+                    ),
+                )
+                .at_path(format!("{p}.node"))
+                .with_help("place it on a present node"),
             ),
             None => {
                 let names = c.present_nodes().map(|n| n.name.as_str());
@@ -400,9 +524,15 @@ fn guests(c: &Cluster, out: &mut Vec<Diagnostic>) {
                     None => "name a node from spec.nodes".to_string(),
                 };
                 out.push(
-                    Diagnostic::error("guest-node", format!("guest {} is placed on `{}`, which is not a node of this manifest", g.vmid, g.node))
-                        .at_path(format!("{p}.node"))
-                        .with_help(help),
+                    Diagnostic::error(
+                        "guest-node",
+                        format!(
+                            "guest {} is placed on `{}`, which is not a node of this manifest",
+                            g.vmid, g.node
+                        ),
+                    )
+                    .at_path(format!("{p}.node"))
+                    .with_help(help),
                 );
             }
         }
@@ -413,17 +543,25 @@ fn warnings(c: &Cluster, out: &mut Vec<Diagnostic>) {
     let voting = c.present_nodes().filter(|n| n.quorum_votes > 0).count();
     if voting < 3 {
         out.push(
-            Diagnostic::warning("no-ha", format!("{voting} voting node(s): a cluster needs at least 3 for high availability"))
-                .at_path("spec.nodes")
-                .with_help("add a node or a quorum device"),
+            Diagnostic::warning(
+                "no-ha",
+                format!(
+                    "{voting} voting node(s): a cluster needs at least 3 for high availability"
+                ),
+            )
+            .at_path("spec.nodes")
+            .with_help("add a node or a quorum device"),
         );
     }
     if let Some(m) = &c.spec.migration {
         if m.mtype == Some(MigrationType::Insecure) {
             out.push(
-                Diagnostic::warning("insecure-migration", "migration.type insecure sends guest memory unencrypted")
-                    .at_path("spec.migration.type")
-                    .with_help("use it only on a dedicated, trusted network"),
+                Diagnostic::warning(
+                    "insecure-migration",
+                    "migration.type insecure sends guest memory unencrypted",
+                )
+                .at_path("spec.migration.type")
+                .with_help("use it only on a dedicated, trusted network"),
             );
         }
         if let Some(net) = m.network {
@@ -438,16 +576,24 @@ fn warnings(c: &Cluster, out: &mut Vec<Diagnostic>) {
                 .collect();
             for l in overlapping {
                 out.push(
-                    Diagnostic::warning("migration-overlaps-link", format!("migration network {net} overlaps corosync link {l}"))
-                        .at_path("spec.migration.network")
-                        .with_help("migration traffic can starve corosync; use a separate network"),
+                    Diagnostic::warning(
+                        "migration-overlaps-link",
+                        format!("migration network {net} overlaps corosync link {l}"),
+                    )
+                    .at_path("spec.migration.network")
+                    .with_help("migration traffic can starve corosync; use a separate network"),
                 );
             }
         }
     }
     let nodes = c.present_nodes().count() as u64;
     if nodes >= 3 {
-        let coeff = c.spec.totem.token_coefficient.map(u64::from).unwrap_or(DEFAULT_TOKEN_COEFFICIENT_MS);
+        let coeff = c
+            .spec
+            .totem
+            .token_coefficient
+            .map(u64::from)
+            .unwrap_or(DEFAULT_TOKEN_COEFFICIENT_MS);
         let token = DEFAULT_TOKEN_MS + (nodes - 2) * coeff;
         if token > TOKEN_WARN_MS {
             out.push(

@@ -61,7 +61,14 @@ fn shown(path: &str) -> &str {
 }
 
 impl<'a> Walker<'a> {
-    fn err(&mut self, node: &Node, rule: &'static str, path: &str, msg: String, help: Option<String>) {
+    fn err(
+        &mut self,
+        node: &Node,
+        rule: &'static str,
+        path: &str,
+        msg: String,
+        help: Option<String>,
+    ) {
         let mut d = Diagnostic::error(rule, msg)
             .at_path(path)
             .at(Some(Location::from_offset(self.src, node.offset, node.len)));
@@ -112,7 +119,11 @@ impl<'a> Walker<'a> {
         if node.is_null() && types.contains(&"null") {
             return Some(J::Null);
         }
-        let ty = types.iter().copied().find(|t| *t != "null").unwrap_or("null");
+        let ty = types
+            .iter()
+            .copied()
+            .find(|t| *t != "null")
+            .unwrap_or("null");
         match ty {
             "object" => self.object(node, schema, path),
             "array" => self.array(node, schema, path),
@@ -129,7 +140,11 @@ impl<'a> Walker<'a> {
                 node,
                 "type",
                 path,
-                format!("{} must be a mapping of `key: value` pairs, found {}", shown(path), node.kind_name()),
+                format!(
+                    "{} must be a mapping of `key: value` pairs, found {}",
+                    shown(path),
+                    node.kind_name()
+                ),
                 None,
             );
             return None;
@@ -160,7 +175,9 @@ impl<'a> Walker<'a> {
                     None => failed = true,
                 },
                 None if closed => {
-                    let known: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                    let known: Vec<&str> = props
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
                     let help = match did_you_mean(&key, known.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => format!("known fields here: {}", known.join(", ")),
@@ -264,7 +281,11 @@ impl<'a> Walker<'a> {
     fn integer(&mut self, node: &Node, schema: &J, path: &str) -> Option<J> {
         let quoted = matches!(node.value, Y::Scalar { quoted: true, .. });
         let text = self.scalar(node, path, "a whole number")?;
-        let parsed = if quoted { None } else { text.parse::<i128>().ok() };
+        let parsed = if quoted {
+            None
+        } else {
+            text.parse::<i128>().ok()
+        };
         let Some(n) = parsed else {
             self.err(
                 node,
@@ -282,8 +303,18 @@ impl<'a> Walker<'a> {
             Some("uint64") => (0, i128::from(u64::MAX)),
             _ => (i128::from(i64::MIN), i128::from(u64::MAX)),
         };
-        let min = schema.get("minimum").and_then(J::as_i64).map(i128::from).unwrap_or(fmin).max(fmin);
-        let max = schema.get("maximum").and_then(J::as_u64).map(i128::from).unwrap_or(fmax).min(fmax);
+        let min = schema
+            .get("minimum")
+            .and_then(J::as_i64)
+            .map(i128::from)
+            .unwrap_or(fmin)
+            .max(fmin);
+        let max = schema
+            .get("maximum")
+            .and_then(J::as_u64)
+            .map(i128::from)
+            .unwrap_or(fmax)
+            .min(fmax);
         if n < min || n > max {
             self.err(
                 node,
@@ -333,7 +364,11 @@ impl<'a> Walker<'a> {
         let help = did_you_mean(text, consts.iter().map(String::as_str))
             .map(|s| format!("did you mean `{s}`?"))
             .unwrap_or_else(|| format!("use one of: {}", consts.join(", ")));
-        let msg = format!("{} must be one of {}, found `{text}`", shown(path), consts.join(", "));
+        let msg = format!(
+            "{} must be one of {}, found `{text}`",
+            shown(path),
+            consts.join(", ")
+        );
         self.err(node, "invalid-value", path, msg, Some(help));
         None
     }
@@ -347,7 +382,10 @@ impl<'a> Walker<'a> {
             node,
             "type",
             path,
-            format!("{} must be an address with prefix length (CIDR), found `{text}`", shown(path)),
+            format!(
+                "{} must be an address with prefix length (CIDR), found `{text}`",
+                shown(path)
+            ),
             Some("write it as 10.1.2.0/24 or fd00:1::/64".into()),
         );
         None
@@ -389,7 +427,11 @@ impl<'a> Walker<'a> {
 /// `const`s, as schemars writes documented unit variants).
 fn enum_values(schema: &J) -> Option<Vec<String>> {
     if let Some(e) = schema.get("enum").and_then(J::as_array) {
-        return Some(e.iter().filter_map(|v| v.as_str().map(String::from)).collect());
+        return Some(
+            e.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+        );
     }
     if let Some(c) = schema.get("const").and_then(J::as_str) {
         return Some(vec![c.to_string()]);
@@ -397,7 +439,10 @@ fn enum_values(schema: &J) -> Option<Vec<String>> {
     let alts = schema.get("oneOf").and_then(J::as_array)?;
     let mut out = Vec::new();
     for a in alts {
-        match (a.get("const").and_then(J::as_str), a.get("enum").and_then(J::as_array)) {
+        match (
+            a.get("const").and_then(J::as_str),
+            a.get("enum").and_then(J::as_array),
+        ) {
             (Some(c), _) => out.push(c.to_string()),
             (None, Some(e)) => out.extend(e.iter().filter_map(|v| v.as_str().map(String::from))),
             _ => return None,
@@ -413,7 +458,12 @@ fn yaml_to_json(node: &Node) -> J {
         Y::Map(entries) => J::Object(
             entries
                 .iter()
-                .map(|(k, v)| (k.as_scalar().unwrap_or_default().to_string(), yaml_to_json(v)))
+                .map(|(k, v)| {
+                    (
+                        k.as_scalar().unwrap_or_default().to_string(),
+                        yaml_to_json(v),
+                    )
+                })
                 .collect(),
         ),
         Y::Scalar { text, quoted } => {
