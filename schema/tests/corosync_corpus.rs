@@ -12,7 +12,11 @@ fn documented_rejections(manifest: &str) -> Vec<(String, String)> {
         .filter(|l| l.contains("REJECTED") || l.contains("rejected by corosync"))
         .filter_map(|l| {
             let file = l.split('|').next()?.trim().to_string();
-            let msg = l.split('"').nth(1).unwrap_or("is expected to be").to_string();
+            let msg = l
+                .split('"')
+                .nth(1)
+                .unwrap_or("is expected to be")
+                .to_string();
             Some((file, msg))
         })
         .collect()
@@ -37,13 +41,19 @@ fn corpus_round_trips() {
     assert!(!entries.is_empty(), "corpus dir is empty");
     let mut checked = 0;
     for path in entries {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let bytes = std::fs::read(&path).expect("read corpus file");
         let src = String::from_utf8_lossy(&bytes).into_owned();
         if let Some((_, msg)) = rejected.iter().find(|(f, _)| *f == name) {
             let err = Document::parse_named(&name, &src).expect_err(&name);
             assert!(
-                err.diagnostics.iter().any(|d| d.message.contains(msg.as_str())),
+                err.diagnostics
+                    .iter()
+                    .any(|d| d.message.contains(msg.as_str())),
                 "{name}: expected an error containing {msg:?}, got {err}"
             );
         } else {

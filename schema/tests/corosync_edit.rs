@@ -170,7 +170,10 @@ fn node_keys_go_in_pve_order() {
         })
         .produces(
             &PVE.replace("nodeid: 3\n", "nodeid: 7\n")
-                .replace("ring0_addr: 10.0.0.3\n", "ring0_addr: 10.0.0.3\n    ring1_addr: 10.1.0.3\n")
+                .replace(
+                    "ring0_addr: 10.0.0.3\n",
+                    "ring0_addr: 10.0.0.3\n    ring1_addr: 10.1.0.3\n",
+                )
                 .replace("ring0_addr: 10.0.0.1\n", "ring0_addr: 10.9.0.1\n"),
         );
 }
@@ -207,7 +210,10 @@ fn bump_config_version_in_place_or_inserted() {
     assert_eq!(v, 13);
     given(PVE)
         .running(|doc| v = doc.bump_config_version())
-        .produces(&PVE.replace("  cluster_name: prod\n", "  cluster_name: prod\n  config_version: 1\n"));
+        .produces(&PVE.replace(
+            "  cluster_name: prod\n",
+            "  cluster_name: prod\n  config_version: 1\n",
+        ));
     assert_eq!(v, 1);
 }
 
@@ -244,7 +250,10 @@ fn new_pve_cluster_corosync2_shape() {
     };
     let doc = Document::new_pve_cluster(
         "old",
-        &[node("b", 2, &[(0, "10.0.0.2"), (1, "10.1.0.2")]), node("a", 1, &[(0, "10.0.0.1"), (1, "10.1.0.1")])],
+        &[
+            node("b", 2, &[(0, "10.0.0.2"), (1, "10.1.0.2")]),
+            node("a", 1, &[(0, "10.0.0.1"), (1, "10.1.0.1")]),
+        ],
         &[(0, None), (1, None)],
         &opts,
     );

@@ -15,7 +15,11 @@ fn errors(src: &str) -> Vec<(String, usize, usize)> {
 }
 
 fn one(src: &str, message: &str, line: usize, col: usize) {
-    assert_eq!(errors(src), [(message.to_string(), line, col)], "input: {src:?}");
+    assert_eq!(
+        errors(src),
+        [(message.to_string(), line, col)],
+        "input: {src:?}"
+    );
     // Even a broken file prints back unchanged.
     let (doc, diags) = Document::parse_recovering("x", src);
     assert_eq!(doc.to_string(), src);
@@ -24,15 +28,40 @@ fn one(src: &str, message: &str, line: usize, col: usize) {
 
 #[test]
 fn missing_section_name() {
-    one("{\n}\n", "Missing section name before opening bracket '{'", 1, 1);
-    one("a {\n  {\n  }\n}\n", "Missing section name before opening bracket '{'", 2, 3);
+    one(
+        "{\n}\n",
+        "Missing section name before opening bracket '{'",
+        1,
+        1,
+    );
+    one(
+        "a {\n  {\n  }\n}\n",
+        "Missing section name before opening bracket '{'",
+        2,
+        3,
+    );
 }
 
 #[test]
 fn extra_after_opening_bracket() {
-    one("totem { version: 2\n}\n", "Extra characters after opening bracket '{'", 1, 9);
-    one("section1a { #junk\n}\n", "Extra characters after opening bracket '{'", 1, 13);
-    one("cluster_name: a{b\n}\n", "Extra characters after opening bracket '{'", 1, 17);
+    one(
+        "totem { version: 2\n}\n",
+        "Extra characters after opening bracket '{'",
+        1,
+        9,
+    );
+    one(
+        "section1a { #junk\n}\n",
+        "Extra characters after opening bracket '{'",
+        1,
+        13,
+    );
+    one(
+        "cluster_name: a{b\n}\n",
+        "Extra characters after opening bracket '{'",
+        1,
+        17,
+    );
 }
 
 #[test]
@@ -43,7 +72,12 @@ fn empty_key() {
 
 #[test]
 fn closing_bracket_errors() {
-    one("} # c\n", "Extra characters before or after closing bracket '}'", 1, 1);
+    one(
+        "} # c\n",
+        "Extra characters before or after closing bracket '}'",
+        1,
+        1,
+    );
     one("}\n", "Unexpected closing brace", 1, 1);
     one("a {\n}\n  }\n", "Unexpected closing brace", 3, 3);
     // `#}` does not close, `#section {` does not open.
@@ -57,17 +91,35 @@ fn all_errors_of_a_file_are_reported() {
     assert_eq!(
         errors(src),
         [
-            ("Extra characters before or after closing bracket '}'".to_string(), 2, 3),
+            (
+                "Extra characters before or after closing bracket '}'".to_string(),
+                2,
+                3
+            ),
             ("Unexpected closing brace".to_string(), 3, 1),
-            ("Line is not opening or closing section or key value".to_string(), 4, 1),
+            (
+                "Line is not opening or closing section or key value".to_string(),
+                4,
+                1
+            ),
         ]
     );
 }
 
 #[test]
 fn not_section_or_key() {
-    one("junk line\n", "Line is not opening or closing section or key value", 1, 1);
-    one("totem {\n\tjunk\n}\n", "Line is not opening or closing section or key value", 2, 2);
+    one(
+        "junk line\n",
+        "Line is not opening or closing section or key value",
+        1,
+        1,
+    );
+    one(
+        "totem {\n\tjunk\n}\n",
+        "Line is not opening or closing section or key value",
+        2,
+        2,
+    );
 }
 
 #[test]
@@ -92,9 +144,19 @@ fn line_too_long() {
 #[test]
 fn cmap_path_length() {
     assert!(Document::parse(&format!("{}: v\n", "k".repeat(254))).is_ok());
-    one(&format!("{}: v\n", "k".repeat(255)), "New key makes total cmap path too long", 1, 1);
+    one(
+        &format!("{}: v\n", "k".repeat(255)),
+        "New key makes total cmap path too long",
+        1,
+        1,
+    );
     let section = format!("totem {{\n  {} {{\n  }}\n}}\n", "s".repeat(249));
-    one(&section, "Start of section makes total cmap path too long", 2, 3);
+    one(
+        &section,
+        "Start of section makes total cmap path too long",
+        2,
+        3,
+    );
     let key = format!("totem {{\n  {}: 1\n}}\n", "s".repeat(249));
     one(&key, "New key makes total cmap path too long", 2, 3);
 }
@@ -187,8 +249,11 @@ fn typed_keys_accept_what_strtoll_accepts() {
 
 #[test]
 fn display_names_file_line_col_and_path() {
-    let err = Document::parse_named("corosync.conf", "totem {\n  version: 2\n\n\n  token: x\n}\n")
-        .expect_err("bad token");
+    let err = Document::parse_named(
+        "corosync.conf",
+        "totem {\n  version: 2\n\n\n  token: x\n}\n",
+    )
+    .expect_err("bad token");
     assert_eq!(
         err.to_string(),
         "corosync.conf:5:10: error: Value of key \"totem.token\" is expected to be integer in range (0..4294967295), but \"x\" was given (at totem.token)"
@@ -198,4 +263,15 @@ fn display_names_file_line_col_and_path() {
         err.diagnostics[0].to_string(),
         "corosync.conf:1:1: error: Missing closing brace (at a); section `a` is never closed"
     );
+}
+
+#[test]
+fn deep_nesting_is_bounded_and_prints_back() {
+    let src = "a {\n".repeat(20_000);
+    let (doc, errors) = Document::parse_recovering("deep", &src);
+    assert_eq!(doc.to_string(), src);
+    assert!(errors
+        .iter()
+        .any(|d| d.message == "Start of section makes total cmap path too long"));
+    let _ = (doc.view(), doc.verify(), doc.check_pve_writable());
 }

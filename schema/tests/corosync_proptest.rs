@@ -61,13 +61,15 @@ fn element() -> impl Strategy<Value = El> {
             prop::collection::vec((inner, any::<bool>()), 0..6),
             ws(),
         )
-            .prop_map(|(indent, name, style, trailing, children, close_indent)| El::Section {
-                indent,
-                name,
-                style,
-                trailing,
-                children,
-                close_indent,
+            .prop_map(|(indent, name, style, trailing, children, close_indent)| {
+                El::Section {
+                    indent,
+                    name,
+                    style,
+                    trailing,
+                    children,
+                    close_indent,
+                }
             })
     })
 }
@@ -192,7 +194,11 @@ fn apply(doc: &mut Document, e: &Edit) {
         Edit::SetRing(name, link, addr) => {
             if doc.set_ring_addr(name, *link, addr) {
                 let view = doc.view();
-                let node = view.nodes.iter().rev().find(|n| n.name.as_deref() == Some(name.as_str()));
+                let node = view
+                    .nodes
+                    .iter()
+                    .rev()
+                    .find(|n| n.name.as_deref() == Some(name.as_str()));
                 assert_eq!(node.and_then(|n| n.rings.get(link)), Some(addr));
             }
         }

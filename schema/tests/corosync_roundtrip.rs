@@ -38,7 +38,10 @@ fn every_fixture_prints_back_byte_for_byte() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     on_disk.sort();
-    assert_eq!(on_disk, FIXTURES, "keep FIXTURES in sync with the directory");
+    assert_eq!(
+        on_disk, FIXTURES,
+        "keep FIXTURES in sync with the directory"
+    );
     for name in FIXTURES {
         let (src, doc) = parse(name);
         assert_eq!(doc.to_string(), src, "{name}");
@@ -59,11 +62,17 @@ fn comments_are_decor_not_items() {
     let (_, doc) = parse("tabs_comments.conf");
     let names: Vec<&str> = doc.items().iter().map(|i| i.name()).collect();
     assert_eq!(names, ["totem", "nodelist"]);
-    assert_eq!(doc.trailing_decor(), "# comment at EOF\n   \t# indented comment at EOF\n");
+    assert_eq!(
+        doc.trailing_decor(),
+        "# comment at EOF\n   \t# indented comment at EOF\n"
+    );
     let totem = &doc.sections(&["totem"])[0];
     assert_eq!(totem.trailing_decor(), "\t# trailing comment of totem\n");
     let iface = &doc.sections(&["totem", "interface"])[0];
-    assert_eq!(iface.trailing_decor(), "\t\t# comment before the closing brace\n");
+    assert_eq!(
+        iface.trailing_decor(),
+        "\t\t# comment before the closing brace\n"
+    );
     assert_eq!(doc.get(&["nodelist", "node"], "ring1_addr"), None);
     let view = doc.view();
     assert_eq!(view.totem.config_version, Some(7));
@@ -73,13 +82,19 @@ fn comments_are_decor_not_items() {
 #[test]
 fn values_keep_hash_quotes_and_colons() {
     let (_, doc) = parse("inline_hash_spacing.conf");
-    assert_eq!(doc.get(&["totem"], "cluster_name"), Some("prod # not a comment"));
+    assert_eq!(
+        doc.get(&["totem"], "cluster_name"),
+        Some("prod # not a comment")
+    );
     assert_eq!(doc.get(&["totem"], "crypto_cipher"), Some("aes256"));
     assert_eq!(doc.get(&["totem"], "crypto_hash"), Some("sha256"));
     assert_eq!(doc.get(&["totem"], "key_with_quotes"), Some("\"a b\""));
     assert_eq!(doc.get(&["totem"], "empty"), Some(""));
     assert_eq!(doc.get(&["totem"], "weird"), Some(":value"));
-    assert_eq!(doc.get(&["logging"], "logfile"), Some("/var/log/corosync/corosync.log#x"));
+    assert_eq!(
+        doc.get(&["logging"], "logfile"),
+        Some("/var/log/corosync/corosync.log#x")
+    );
 }
 
 #[test]
@@ -115,14 +130,21 @@ fn qdevice_view_keeps_commands_verbatim() {
     assert!(view.unsupported.iter().any(|u| u.contains("qdevice")));
     let pve = doc.check_pve_writable();
     assert_eq!(pve.len(), 2, "{pve:?}");
-    assert!(pve.iter().all(|d| d.path.starts_with("quorum.device.heuristics.exec_")));
+    assert!(pve
+        .iter()
+        .all(|d| d.path.starts_with("quorum.device.heuristics.exec_")));
 }
 
 #[test]
 fn ipv6_addresses_are_intact() {
     let (_, doc) = parse("ipv6.conf");
     let view = doc.view();
-    assert_eq!(view.node_by_id(2).and_then(|n| n.rings.get(&0)).map(String::as_str), Some("::192:168:123:42"));
+    assert_eq!(
+        view.node_by_id(2)
+            .and_then(|n| n.rings.get(&0))
+            .map(String::as_str),
+        Some("::192:168:123:42")
+    );
     assert_eq!(view.node_by_name("v6a").and_then(|n| n.nodeid), Some(1));
     assert_eq!(view.totem.ip_version.as_deref(), Some("ipv6-4"));
     assert!(doc.check_pve_writable().is_empty());
@@ -139,11 +161,22 @@ fn corosync2_shape() {
     assert_eq!(ring1.number_key, LinkNumberKey::Ringnumber);
     assert_eq!(ring1.bindnetaddr.as_deref(), Some("10.20.20.0"));
     assert_eq!(ring1.mcastport, Some(5407));
-    assert_eq!(view.totem.interfaces[&0].members, ["10.10.10.1", "10.10.10.2"]);
+    assert_eq!(
+        view.totem.interfaces[&0].members,
+        ["10.10.10.1", "10.10.10.2"]
+    );
     assert_eq!(view.nodes[1].nodeid, None);
     assert_eq!(view.total_configured_votes(), 2);
-    for expected in ["top-level key compatibility", "totem.rrp_mode", "totem.transport: udpu"] {
-        assert!(view.unsupported.iter().any(|u| u == expected), "{expected}: {:?}", view.unsupported);
+    for expected in [
+        "top-level key compatibility",
+        "totem.rrp_mode",
+        "totem.transport: udpu",
+    ] {
+        assert!(
+            view.unsupported.iter().any(|u| u == expected),
+            "{expected}: {:?}",
+            view.unsupported
+        );
     }
     // Two `member` blocks are a repeated non-array section for Proxmox.
     let pve = doc.check_pve_writable();
@@ -152,8 +185,18 @@ fn corosync2_shape() {
         .any(|d| d.message == "section 'member' already exists and not marked as array!"));
     // No name with two links, no crypto.
     let warnings: Vec<String> = doc.verify().iter().map(|d| d.message.clone()).collect();
-    assert!(warnings.iter().any(|w| w.contains("all nodes must have a 'name'")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.contains("not explicitly enabled")), "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("all nodes must have a 'name'")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("not explicitly enabled")),
+        "{warnings:?}"
+    );
 }
 
 #[test]
@@ -163,7 +206,10 @@ fn corosync3_knet_view() {
     assert_eq!(view.shape(), ConfShape::Corosync3);
     assert_eq!(view.effective_transport(), "knet");
     assert_eq!(view.totem.interfaces[&1].knet_link_priority, Some(20));
-    assert_eq!(view.totem.interfaces[&0].number_key, LinkNumberKey::Linknumber);
+    assert_eq!(
+        view.totem.interfaces[&0].number_key,
+        LinkNumberKey::Linknumber
+    );
     assert_eq!(view.total_configured_votes(), 4);
     assert_eq!(view.expected_votes_config(), Some(4));
     assert!(view.unsupported.is_empty(), "{:?}", view.unsupported);
@@ -182,7 +228,11 @@ fn repeated_sections_merge_last_wins() {
     assert_eq!(view.totem.interfaces.len(), 1);
     assert_eq!(view.totem.interfaces[&1].knet_link_priority, Some(9));
     assert_eq!(doc.get_all(&["totem"], "token"), ["1000", "3000", "5000"]);
-    let pve: Vec<String> = doc.check_pve_writable().iter().map(|d| d.to_string()).collect();
+    let pve: Vec<String> = doc
+        .check_pve_writable()
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
     assert_eq!(
         pve,
         [
@@ -199,5 +249,7 @@ fn top_level_keys_and_legacy_sections() {
     assert_eq!(doc.get(&[], "toplevel_after"), Some("yes"));
     let view = doc.view();
     assert!(view.unsupported.contains(&"section aisexec".to_string()));
-    assert!(view.unsupported.contains(&"top-level key toplevel_after".to_string()));
+    assert!(view
+        .unsupported
+        .contains(&"top-level key toplevel_after".to_string()));
 }
