@@ -264,3 +264,14 @@ fn display_names_file_line_col_and_path() {
         "corosync.conf:1:1: error: Missing closing brace (at a); section `a` is never closed"
     );
 }
+
+#[test]
+fn deep_nesting_is_bounded_and_prints_back() {
+    let src = "a {\n".repeat(20_000);
+    let (doc, errors) = Document::parse_recovering("deep", &src);
+    assert_eq!(doc.to_string(), src);
+    assert!(errors
+        .iter()
+        .any(|d| d.message == "Start of section makes total cmap path too long"));
+    let _ = (doc.view(), doc.verify(), doc.check_pve_writable());
+}

@@ -1,8 +1,9 @@
 //! Checks beyond corosync's grammar: what Proxmox's parser can read, and PVE's `verify_conf`.
 
 use super::document::{Document, Item, Located};
+use super::error::LineIndex;
 use super::lexer::is_ws;
-use crate::diag::{Diagnostic, Location};
+use crate::diag::Diagnostic;
 use std::collections::BTreeMap;
 
 /// Rule of the errors from [`Document::check_pve_writable`].
@@ -35,14 +36,14 @@ fn name_problem(name: &str) -> bool {
 }
 
 struct Out<'a> {
-    text: &'a str,
+    index: LineIndex<'a>,
     file: &'a str,
     diags: Vec<Diagnostic>,
 }
 
 impl Out<'_> {
     fn push(&mut self, d: Diagnostic, at: usize, len: usize, path: &str) {
-        let loc = Location::from_offset(self.text, at, len);
+        let loc = self.index.locate(at, len);
         self.diags
             .push(d.in_file(self.file).at(Some(loc)).at_path(path));
     }
@@ -71,7 +72,7 @@ impl Document {
     pub fn check_pve_writable(&self) -> Vec<Diagnostic> {
         let text = self.to_string();
         let mut out = Out {
-            text: &text,
+            index: LineIndex::new(&text),
             file: &self.file,
             diags: Vec::new(),
         };
@@ -136,22 +137,13 @@ impl Document {
             }
         }
         // Repeated sections in one parent.
-        let mut seen: BTreeMap<(Vec<&str>, usize, &str), usize> = BTreeMap::new();
-        for (i, l) in flat.iter().enumerate() {
+        let mut seen: BTreeMap<(Option<usize>, &str), usize> = BTreeMap::new();
+        for l in &flat {
             let Item::Section(s) = l.item else { continue };
             if matches!(s.name.as_str(), "node" | "interface") {
                 continue;
             }
-            // The parent is the closest earlier section one level up (or the root).
-            let depth = l.parents.len();
-            let parent = flat[..i]
-                .iter()
-                .rposition(|p| matches!(p.item, Item::Section(_)) && p.parents.len() + 1 == depth)
-                .filter(|_| depth > 0)
-                .unwrap_or(usize::MAX);
-            let count = seen
-                .entry((l.parents.clone(), parent, &s.name))
-                .or_insert(0);
+            let count = seen.entry((l.parent, &s.name)).or_insert(0);
             *count += 1;
             if *count > 1 {
                 let start = l.offset + at_indent(l);
@@ -176,7 +168,7 @@ impl Document {
     pub fn verify(&self) -> Vec<Diagnostic> {
         let text = self.to_string();
         let mut out = Out {
-            text: &text,
+            index: LineIndex::new(&text),
             file: &self.file,
             diags: Vec::new(),
         };

@@ -1,5 +1,6 @@
 //! The lossless tree: sections and entries that keep every original byte, and read accessors.
 
+use std::collections::HashMap;
 use std::fmt;
 
 /// A corosync.conf document: a lossless tree of [`Item`]s that prints back byte for byte.
@@ -284,6 +285,8 @@ pub(crate) struct Located<'a> {
     pub logical: String,
     /// Byte offset of the item's first non-decor byte (its indentation).
     pub offset: usize,
+    /// Index (in the flattened list) of the enclosing section, `None` at the root.
+    pub parent: Option<usize>,
 }
 
 /// Sections that corosync and Proxmox treat as lists: their logical paths carry an index.
@@ -293,16 +296,18 @@ pub(crate) fn is_array_section(name: &str) -> bool {
 
 fn flatten_body<'a>(
     body: &'a Body,
+    parent: Option<usize>,
     parents: &mut Vec<&'a str>,
     logical: &str,
     offset: &mut usize,
     out: &mut Vec<Located<'a>>,
 ) {
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     for item in &body.items {
         let name = item.name();
-        let n = seen.iter().filter(|s| **s == name).count();
-        seen.push(name);
+        let count = seen.entry(name).or_insert(0);
+        let n = *count;
+        *count += 1;
         let mut path = if logical.is_empty() {
             name.to_string()
         } else {
@@ -316,6 +321,7 @@ fn flatten_body<'a>(
                     parents: parents.clone(),
                     logical: path,
                     offset: *offset,
+                    parent,
                 });
                 *offset += e.value_offset() + e.value.len() + e.trailing.len() + e.eol.len();
             }
@@ -329,10 +335,12 @@ fn flatten_body<'a>(
                     parents: parents.clone(),
                     logical: path.clone(),
                     offset: *offset,
+                    parent,
                 });
+                let me = out.len() - 1;
                 *offset += s.header.len() + s.eol.len();
                 parents.push(&s.name);
-                flatten_body(&s.body, parents, &path, offset, out);
+                flatten_body(&s.body, Some(me), parents, &path, offset, out);
                 parents.pop();
                 if let Some((line, eol)) = &s.close {
                     *offset += line.len() + eol.len();
@@ -347,7 +355,7 @@ impl Document {
     /// Every item in file order with its location in the printed text.
     pub(crate) fn flatten(&self) -> Vec<Located<'_>> {
         let mut out = Vec::new();
-        flatten_body(&self.root, &mut Vec::new(), "", &mut 0, &mut out);
+        flatten_body(&self.root, None, &mut Vec::new(), "", &mut 0, &mut out);
         out
     }
 

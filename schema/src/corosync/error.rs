@@ -1,6 +1,6 @@
 //! corosync's exact parser error wording, its typed-key integer checks and the parse error type.
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Location};
 use std::fmt;
 
 /// Rule name of every syntax error reported by the parser.
@@ -43,6 +43,39 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// Line starts of a text, to locate many offsets in O(log n) each (same result as
+/// [`Location::from_offset`]).
+pub(crate) struct LineIndex<'a> {
+    src: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(src: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { src, starts }
+    }
+
+    pub fn locate(&self, offset: usize, len: usize) -> Location {
+        let offset = offset.min(self.src.len());
+        let mut at = offset;
+        while at > 0 && !self.src.is_char_boundary(at) {
+            at -= 1;
+        }
+        let line = self.starts.partition_point(|&s| s <= at).max(1);
+        let start = self.starts.get(line - 1).copied().unwrap_or(0);
+        let col = self.src.get(start..at).map_or(0, |t| t.chars().count()) + 1;
+        Location {
+            line,
+            col,
+            offset,
+            len,
+        }
+    }
+}
 
 /// The value type corosync enforces at parse time for a cmap path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +200,19 @@ pub(crate) fn check_typed(path: &str, value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_index_matches_from_offset() {
+        let src = "a: 1\r\nbé: 2\n\nc\u{a0}d";
+        let idx = LineIndex::new(src);
+        for off in 0..=src.len() + 2 {
+            assert_eq!(
+                idx.locate(off, 1),
+                Location::from_offset(src, off, 1),
+                "{off}"
+            );
+        }
+    }
 
     #[test]
     fn integers_follow_strtoll() {

@@ -28,6 +28,7 @@
 
 mod check;
 mod create;
+mod derived;
 mod document;
 mod edit;
 mod error;

@@ -1,9 +1,13 @@
 //! The tree builder: lines to sections and entries, with an error sink that keeps going.
 
 use super::document::{is_array_section, Body, Document, Entry, Item, Section};
-use super::error::{self as err, check_typed, ParseError, RULE_SYNTAX, RULE_VALUE};
+use super::error::{self as err, check_typed, LineIndex, ParseError, RULE_SYNTAX, RULE_VALUE};
 use super::lexer::{classify, split_lines, LineKind, RawLine, MAX_LINE_BYTES};
-use crate::diag::{Diagnostic, Location};
+use crate::diag::Diagnostic;
+use std::collections::HashMap;
+
+/// Deepest nesting kept as sections; every deeper path is over corosync's cmap limit anyway.
+const MAX_DEPTH: usize = 256;
 
 /// The file name diagnostics use when none is given.
 pub const DEFAULT_FILE_NAME: &str = "corosync.conf";
@@ -12,19 +16,19 @@ struct Open {
     section: Section,
     /// Logical path (`nodelist.node[1]`).
     logical: String,
-    /// Names seen so far in this section (for array indices).
-    seen: Vec<String>,
+    /// How often each name was seen so far in this section (for array indices).
+    seen: HashMap<String, usize>,
     /// Byte offset of the section name (for "Missing closing brace").
     name_offset: usize,
 }
 
 struct Parser<'a> {
-    src: &'a str,
+    index: LineIndex<'a>,
     file: &'a str,
     errors: Vec<Diagnostic>,
     stack: Vec<Open>,
     root: Body,
-    root_seen: Vec<String>,
+    root_seen: HashMap<String, usize>,
     pending: String,
 }
 
@@ -40,7 +44,7 @@ impl<'a> Parser<'a> {
         self.errors.push(
             Diagnostic::error(rule, msg)
                 .in_file(self.file)
-                .at(Some(Location::from_offset(self.src, at, len)))
+                .at(Some(self.index.locate(at, len)))
                 .at_path(path),
         );
     }
@@ -57,8 +61,9 @@ impl<'a> Parser<'a> {
             Some(o) => (o.logical.clone(), &mut o.seen),
             None => (String::new(), &mut self.root_seen),
         };
-        let n = seen.iter().filter(|s| *s == name).count();
-        seen.push(name.to_string());
+        let count = seen.entry(name.to_string()).or_insert(0);
+        let n = *count;
+        *count += 1;
         let mut path = if parent.is_empty() {
             name.to_string()
         } else {
@@ -204,6 +209,25 @@ impl<'a> Parser<'a> {
         brace_at: usize,
         extra_at: Option<usize>,
     ) {
+        if self.stack.len() >= MAX_DEPTH {
+            // Far past the cmap path limit (already reported): keep the line as decor so that
+            // nesting, and the recursion printing it, stays bounded.
+            let path = self
+                .stack
+                .last()
+                .map(|o| o.logical.clone())
+                .unwrap_or_default();
+            let at = line.start + name_at;
+            self.error(
+                RULE_SYNTAX,
+                err::SECTION_PATH_TOO_LONG,
+                at,
+                name.len(),
+                &path,
+            );
+            self.pending.push_str(&Self::raw(line));
+            return;
+        }
         let logical = self.child_logical(name, is_array_section(name));
         if name.is_empty() {
             self.error(
@@ -243,7 +267,7 @@ impl<'a> Parser<'a> {
         self.stack.push(Open {
             section,
             logical,
-            seen: Vec::new(),
+            seen: HashMap::new(),
             name_offset: line.start + name_at,
         });
     }
@@ -295,12 +319,12 @@ impl Document {
     /// offending lines kept as decor) and every error found.
     pub fn parse_recovering(file: &str, src: &str) -> (Document, Vec<Diagnostic>) {
         let mut p = Parser {
-            src,
+            index: LineIndex::new(src),
             file,
             errors: Vec::new(),
             stack: Vec::new(),
             root: Body::default(),
-            root_seen: Vec::new(),
+            root_seen: HashMap::new(),
             pending: String::new(),
         };
         for line in split_lines(src) {
