@@ -129,7 +129,19 @@ fn apply(
             }
             return Ok(Outcome::Ok);
         }
-        let Some(step) = p.next_runnable().cloned() else {
+        let runnable = p.next_runnable().cloned();
+        if let Some(step) = &runnable {
+            if let Err(who) = tgt.can_run(step) {
+                if text {
+                    println!("\nStopped: the next step must run elsewhere: {who}");
+                    print!("{}", render::step_line(step));
+                } else {
+                    print_report(&applied, &p, described, cluster, "waiting_for_other_node");
+                }
+                return Ok(Outcome::Findings);
+            }
+        }
+        let Some(step) = runnable else {
             if text {
                 println!("\nStopped: nothing more can run until this is done:");
                 if let Some(stop) = p.first_stop() {
@@ -159,9 +171,22 @@ fn apply(
                 step.summary
             );
         }
-        let done = tgt
-            .apply(&step)
-            .with_context(|| format!("{} on {} failed", step.kind.name(), step.node))?;
+        let done = match tgt.apply(&step) {
+            Ok(done) => done,
+            Err(e @ target::TargetError::Stale { .. }) => {
+                if text {
+                    println!("    {e}");
+                }
+                last_key = None;
+                let observed = tgt.observe()?;
+                p = plan(cluster, &observed);
+                continue;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("{} on {} failed", step.kind.name(), step.node)))
+            }
+        };
         if text {
             println!("    done: {} ({} ms)", done.message, done.duration_ms);
         }

@@ -336,6 +336,37 @@ fn remove_offline(
 
 fn join(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
     let doc = model.corosync.as_ref()?;
+    // A joined node that is powered on but not in the membership: corosync is not running on
+    // it (an interrupted join). It installs the current conf and starts; no nodelist edit.
+    let mut stopped: Vec<&Node> = desired
+        .present_nodes()
+        .filter(|n| {
+            model.is_joined(&n.name)
+                && model.hosts.get(&n.name).is_some_and(|h| h.online)
+                && !model.membership.online.contains(&n.name)
+        })
+        .collect();
+    stopped.sort_by_key(|n| n.nodeid);
+    for n in stopped {
+        let v = model.config_version();
+        let step = Step::new(
+            StepKind::JoinNode(JoinNode {
+                node: n.name.clone(),
+                nodeid: n.nodeid,
+                quorum_votes: n.quorum_votes,
+                links: links_of(n),
+                via: n.name.clone(),
+                from_version: v,
+                to_version: v,
+                corosync_conf: doc.to_string(),
+            }),
+            &n.name,
+            "it is in the nodelist and powered on, but corosync is not running on it: install the current corosync.conf and start",
+        );
+        if !excluded.contains(&step.key()) {
+            return Some(Batch::one(step));
+        }
+    }
     let mut todo: Vec<&Node> = desired
         .present_nodes()
         .filter(|n| !model.is_joined(&n.name))

@@ -50,6 +50,16 @@ pub enum TargetError {
         /// Its error output or exit status.
         message: String,
     },
+    /// The step was planned from a state that has changed since (another controller got there
+    /// first: the config_version or value it started from is gone). Not an error: re-observe
+    /// and re-plan.
+    #[error("{step}: the cluster changed since it was planned ({reason}); re-planning")]
+    Stale {
+        /// The step's summary.
+        step: String,
+        /// What changed.
+        reason: String,
+    },
     /// The target cannot be used (missing directory, bad argument).
     #[error("{0}")]
     Unavailable(String),
@@ -82,6 +92,14 @@ pub trait Target {
     /// The step was refused or failed; the cluster is as it was, or the step's effect is
     /// partial in a way a new `observe` shows.
     fn apply(&mut self, step: &Step) -> Result<Applied, TargetError>;
+
+    /// Whether this controller may run `step` here (node-local steps run only on their own
+    /// node); `Err` says who has to run it. The default runs everything (one controller that
+    /// reaches the whole cluster, like the simulator).
+    fn can_run(&self, step: &Step) -> Result<(), String> {
+        let _ = step;
+        Ok(())
+    }
 }
 
 /// How to reach the cluster (from the command line or the daemon's configuration).
