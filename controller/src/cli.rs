@@ -101,6 +101,13 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Work with a simulated cluster (`--target sim:DIR`): create it, power hosts off and
+    /// on, show it. Exit codes: 0 done, 2 error (unknown host, unreadable directory, usage).
+    Sim {
+        /// What to do.
+        #[command(subcommand)]
+        action: SimAction,
+    },
 }
 
 /// How to reach the cluster (`--target` and its options).
@@ -157,6 +164,53 @@ pub enum ConfAction {
         /// Also refuse values that Proxmox's own parser cannot read (target is a Proxmox node).
         #[arg(long)]
         pve: bool,
+    },
+}
+
+/// `sim` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SimAction {
+    /// Create a directory of standalone, powered-on hosts (no cluster yet).
+    Init {
+        /// The simulator directory.
+        dir: PathBuf,
+        /// Number of hosts, named pve1..pveN (default 3).
+        #[arg(long, conflicts_with_all = ["names", "from"])]
+        nodes: Option<u32>,
+        /// Host names, comma separated.
+        #[arg(long, value_delimiter = ',', conflicts_with = "from")]
+        names: Option<Vec<String>>,
+        /// Take the host names from a manifest's nodes.
+        #[arg(long, value_name = "MANIFEST")]
+        from: Option<PathBuf>,
+        /// Running qemu guests (VMIDs 100..) to create on the first host.
+        #[arg(long, default_value_t = 0)]
+        guests: u32,
+        /// Memory of every host in MiB.
+        #[arg(long = "memory-mib", default_value_t = 65536)]
+        memory_mib: u64,
+        /// Replace the simulator files of a non-empty directory.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Power a host off (it leaves the membership; its running guests stop).
+    PowerOff {
+        /// The simulator directory.
+        dir: PathBuf,
+        /// The host.
+        node: String,
+    },
+    /// Power a host on.
+    PowerOn {
+        /// The simulator directory.
+        dir: PathBuf,
+        /// The host.
+        node: String,
+    },
+    /// Show hosts, membership and quorum arithmetic, config_version and guests per node.
+    Status {
+        /// The simulator directory.
+        dir: PathBuf,
     },
 }
 

@@ -3,6 +3,7 @@
 pub(crate) mod conf;
 mod import;
 mod reconcile;
+mod sim;
 mod validate;
 
 use crate::cli::{Cli, Command, ConfAction};
@@ -65,5 +66,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 },
         } => conf::check(&files, kind, print, json, pve),
         Command::Import { config_fs, output } => import::run(&config_fs, output.as_deref()),
+        Command::Sim { action } => sim::run(action),
     }
 }
