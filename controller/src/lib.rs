@@ -9,5 +9,6 @@
 pub mod configfs;
 pub mod observed;
 pub mod plan;
+pub mod reconcile;
 pub mod render;
 pub mod target;

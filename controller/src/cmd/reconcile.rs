@@ -9,9 +9,10 @@
 use super::Outcome;
 use crate::cli::PlanOutput;
 use anyhow::{Context, Result};
-use pve_gitops::plan::{plan, Plan};
+use pve_gitops::plan::Plan;
 use pve_gitops::render;
-use pve_gitops::target::{self, Target};
+use pve_gitops::reconcile::{self, Event, Mode, Outcome as RunOutcome};
+use pve_gitops::target;
 use pve_gitops_schema::spec::Cluster;
 use std::path::Path;
 
@@ -80,148 +81,105 @@ pub fn run(args: Args<'_>) -> Result<Outcome> {
     };
     let (mut tgt, note) = target::resolve(&opts, &cluster)?;
     let described = tgt.describe();
-    if args.output == PlanOutput::Text {
-        println!(
-            "Target: {described}{}",
-            note.map(|n| format!(" — {n}")).unwrap_or_default()
-        );
-    } else if let Some(n) = note {
-        eprintln!("Target: {described} — {n}");
-    }
-    let observed = tgt.observe()?;
-    let p = plan(&cluster, &observed);
-    if args.dry_run {
-        print_plan(&p, &described, &cluster, args.output);
-        return Ok(if !p.errors.is_empty() {
-            Outcome::Error
-        } else if p.in_sync() {
-            Outcome::Ok
-        } else {
-            Outcome::Findings
-        });
-    }
-    apply(tgt.as_mut(), &cluster, p, &described, &args)
-}
-
-fn apply(
-    tgt: &mut dyn Target,
-    cluster: &Cluster,
-    mut p: Plan,
-    described: &str,
-    args: &Args<'_>,
-) -> Result<Outcome> {
     let text = args.output == PlanOutput::Text;
-    let mut applied: Vec<serde_json::Value> = Vec::new();
-    let mut last_key: Option<String> = None;
-    for _ in 0..args.max_steps {
-        if !p.errors.is_empty() {
-            print_plan(&p, described, cluster, args.output);
-            return Ok(Outcome::Error);
-        }
-        if p.in_sync() {
-            if text {
-                println!(
-                    "Converged: cluster {} matches the manifest.",
-                    cluster.metadata.name
-                );
-            } else {
-                print_report(&applied, &p, described, cluster, "converged");
-            }
-            return Ok(Outcome::Ok);
-        }
-        let runnable = p.next_runnable().cloned();
-        if let Some(step) = &runnable {
-            if let Err(who) = tgt.can_run(step) {
-                if text {
-                    println!("\nStopped: the next step must run elsewhere: {who}");
-                    print!("{}", render::step_line(step));
-                } else {
-                    print_report(&applied, &p, described, cluster, "waiting_for_other_node");
-                }
-                return Ok(Outcome::Findings);
-            }
-        }
-        let Some(step) = runnable else {
-            if text {
-                println!("\nStopped: nothing more can run until this is done:");
-                if let Some(stop) = p.first_stop() {
-                    print!("{}", render::step_line(stop));
-                }
-                println!("\nRemaining plan:");
-                print!("{}", render::plan_text(&p, &cluster.metadata.name));
-                println!("Re-run `pve-gitops reconcile` when it is done.");
-            } else {
-                print_report(&applied, &p, described, cluster, "stopped_at_gate");
-            }
-            return Ok(Outcome::Findings);
-        };
-        let key = step.key();
-        if last_key.as_deref() == Some(key.as_str()) {
-            anyhow::bail!(
-                "step `{}` was applied but the cluster does not show its effect; stopping (check the target)",
-                step.summary
-            );
-        }
-        if text {
-            println!(
-                "{} {:<18} {:<10} {}",
-                step.marker(),
-                step.kind.name(),
-                step.node,
-                step.summary
-            );
-        }
-        let done = match tgt.apply(&step) {
-            Ok(done) => done,
-            Err(e @ target::TargetError::Stale { .. }) => {
-                if text {
-                    println!("    {e}");
-                }
-                last_key = None;
-                let observed = tgt.observe()?;
-                p = plan(cluster, &observed);
-                continue;
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e)
-                    .context(format!("{} on {} failed", step.kind.name(), step.node)))
-            }
-        };
-        if text {
-            println!("    done: {} ({} ms)", done.message, done.duration_ms);
-        }
-        applied.push(serde_json::json!({
-            "kind": step.kind.name(),
-            "node": step.node,
-            "summary": step.summary,
-            "message": done.message,
-            "duration_ms": done.duration_ms,
-        }));
-        last_key = Some(key);
-        let observed = tgt.observe()?;
-        p = plan(cluster, &observed);
-    }
-    anyhow::bail!(
-        "stopped after --max-steps {} steps without converging",
-        args.max_steps
-    )
-}
-
-fn print_report(
-    applied: &[serde_json::Value],
-    p: &Plan,
-    described: &str,
-    cluster: &Cluster,
-    result: &str,
-) {
-    let mut report = serde_json::to_value(render::plan_json(p, described, &cluster.metadata.name))
-        .unwrap_or_default();
-    if let Some(obj) = report.as_object_mut() {
-        obj.insert("result".into(), result.into());
-        obj.insert("applied".into(), applied.to_vec().into());
-    }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).unwrap_or_default()
+    let first_line = format!(
+        "Target: {described}{}",
+        note.map(|n| format!(" — {n}")).unwrap_or_default()
     );
+    if text {
+        println!("{first_line}");
+    } else {
+        eprintln!("{first_line}");
+    }
+    let mode = if args.dry_run {
+        Mode::DryRun
+    } else {
+        Mode::Apply {
+            max_steps: args.max_steps,
+        }
+    };
+    let mut progress = |e: Event<'_>| {
+        if !text {
+            return;
+        }
+        match e {
+            Event::Starting(s) => println!(
+                "{} {:<18} {:<10} {}",
+                s.marker(),
+                s.kind.name(),
+                s.node,
+                s.summary
+            ),
+            Event::Done(_, done) => {
+                println!("    done: {} ({} ms)", done.message, done.duration_ms)
+            }
+            Event::Replanning(e) => println!("    {e}"),
+        }
+    };
+    let report = match reconcile::run(&cluster, tgt.as_mut(), mode, &|| false, &mut progress) {
+        Ok(r) => r,
+        Err(e) => {
+            if text {
+                println!("\nFailed: {e}");
+            }
+            return Err(anyhow::Error::new(e));
+        }
+    };
+    let name = &cluster.metadata.name;
+    if !text {
+        let mut j = serde_json::to_value(render::plan_json(&report.plan, &described, name))
+            .unwrap_or_default();
+        if let Some(obj) = j.as_object_mut() {
+            if !args.dry_run {
+                obj.insert(
+                    "result".into(),
+                    serde_json::to_value(&report.outcome).unwrap_or_default(),
+                );
+                obj.insert(
+                    "applied".into(),
+                    serde_json::to_value(&report.applied).unwrap_or_default(),
+                );
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
+    }
+    Ok(match report.outcome {
+        RunOutcome::InSync => {
+            if text {
+                if args.dry_run {
+                    print_plan(&report.plan, &described, &cluster, args.output);
+                } else if report.applied.is_empty() {
+                    println!("Cluster {name} is in sync with the manifest: nothing to do.");
+                } else {
+                    println!(
+                        "\nConverged: cluster {name} matches the manifest ({} step(s) applied).",
+                        report.applied.len()
+                    );
+                }
+            }
+            Outcome::Ok
+        }
+        RunOutcome::ChangesPending => {
+            if text {
+                print_plan(&report.plan, &described, &cluster, args.output);
+            }
+            Outcome::Findings
+        }
+        RunOutcome::Refused => {
+            if text {
+                print_plan(&report.plan, &described, &cluster, args.output);
+            }
+            Outcome::Error
+        }
+        RunOutcome::StoppedAtGate { what } | RunOutcome::WaitingForNode { what } => {
+            if text {
+                println!("\nStopped at a gate: {what}");
+                println!("\nRemaining plan:");
+                print_plan(&report.plan, &described, &cluster, args.output);
+                println!("Re-run `pve-gitops reconcile` when that is done.");
+            }
+            Outcome::Findings
+        }
+        RunOutcome::Cancelled => Outcome::Findings,
+    })
 }

@@ -1,0 +1,221 @@
+//! One reconcile: observe -> plan -> apply step by step (re-observing before every step), as a
+//! library function shared by the `reconcile` command and the `watch` daemon.
+//!
+//! Apply runs the first runnable step of a fresh plan, then observes and plans again, so a
+//! step whose effect is already present is never repeated, another controller's work is seen,
+//! and an interrupted run converges when re-run. It stops at a `wait` gate, at a step another
+//! node must run, when the plan is refused, or when `cancelled()` says so (only ever between
+//! steps: a step is never interrupted between its write and its rename).
+
+use crate::plan::step::Step;
+use crate::plan::{plan, Plan};
+use crate::target::{Applied, Target, TargetError};
+use pve_gitops_schema::spec::Cluster;
+use serde::Serialize;
+
+/// Plan only, or apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Observe and plan; change nothing.
+    DryRun,
+    /// Apply until converged or stopped, at most `max_steps` steps.
+    Apply {
+        /// Safety limit on applied steps.
+        max_steps: usize,
+    },
+}
+
+/// How a reconcile ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum Outcome {
+    /// The cluster matches the manifest (nothing was or is left to do).
+    InSync,
+    /// Dry run: there are steps to apply.
+    ChangesPending,
+    /// Apply stopped at a gate or blocked step; `what` says what the operator must do.
+    StoppedAtGate {
+        /// The gate or block, as one line.
+        what: String,
+    },
+    /// The next step must run on another node's controller.
+    WaitingForNode {
+        /// Who, and what.
+        what: String,
+    },
+    /// The plan is refused (errors); nothing was applied from it.
+    Refused,
+    /// Cancelled between steps (shutdown).
+    Cancelled,
+}
+
+/// A step that was applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppliedStep {
+    /// The step's kind.
+    pub kind: &'static str,
+    /// Where it ran.
+    pub node: String,
+    /// What it did.
+    pub summary: String,
+    /// The target's message.
+    pub message: String,
+    /// How long it took (ms; simulated on the sim target).
+    pub duration_ms: u64,
+}
+
+/// The result of one reconcile.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The last plan (what is left; empty when converged).
+    pub plan: Plan,
+    /// The first plan (what the run set out to do).
+    pub initial_plan: Plan,
+    /// Steps applied, in order.
+    pub applied: Vec<AppliedStep>,
+}
+
+/// Progress events, for printing or logging.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A step is about to run.
+    Starting(&'a Step),
+    /// A step finished.
+    Done(&'a Step, &'a Applied),
+    /// A step was planned from a state that changed (another controller); re-planning.
+    Replanning(&'a TargetError),
+}
+
+/// Errors that end a reconcile without an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Observing the cluster failed.
+    #[error("observing the cluster failed: {0}")]
+    Observe(#[source] TargetError),
+    /// Applying a step failed.
+    #[error("{kind} on {node} failed: {source}")]
+    Apply {
+        /// The step's kind.
+        kind: &'static str,
+        /// Where.
+        node: String,
+        /// Why.
+        #[source]
+        source: TargetError,
+    },
+    /// A step reported success but a new observation does not show its effect.
+    #[error("step `{0}` was applied but the cluster does not show its effect; stopping")]
+    NoEffect(String),
+    /// `max_steps` reached.
+    #[error("stopped after {0} applied steps without converging")]
+    TooManySteps(usize),
+}
+
+/// Run one reconcile of `cluster` against `target`.
+///
+/// # Errors
+/// Observing failed, a step failed or was refused by the cluster, or the loop made no
+/// progress. Steps applied before the error are in the cluster (re-running converges).
+pub fn run(
+    cluster: &Cluster,
+    target: &mut dyn Target,
+    mode: Mode,
+    cancelled: &dyn Fn() -> bool,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Report, ReconcileError> {
+    let observed = target.observe().map_err(ReconcileError::Observe)?;
+    let initial = plan(cluster, &observed);
+    let mut report = Report {
+        outcome: Outcome::InSync,
+        plan: initial.clone(),
+        initial_plan: initial,
+        applied: Vec::new(),
+    };
+    let max_steps = match mode {
+        Mode::DryRun => {
+            report.outcome = if !report.plan.errors.is_empty() {
+                Outcome::Refused
+            } else if report.plan.in_sync() {
+                Outcome::InSync
+            } else {
+                Outcome::ChangesPending
+            };
+            return Ok(report);
+        }
+        Mode::Apply { max_steps } => max_steps,
+    };
+    let mut last_key: Option<String> = None;
+    let mut stale_retries = 0;
+    loop {
+        let p = &report.plan;
+        if !p.errors.is_empty() {
+            report.outcome = Outcome::Refused;
+            return Ok(report);
+        }
+        if p.in_sync() {
+            report.outcome = Outcome::InSync;
+            return Ok(report);
+        }
+        if cancelled() {
+            report.outcome = Outcome::Cancelled;
+            return Ok(report);
+        }
+        let Some(step) = p.next_runnable().cloned() else {
+            let what = p
+                .first_stop()
+                .map(|s| match &s.blocked {
+                    Some(b) if !matches!(s.kind, crate::plan::step::StepKind::Wait(_)) => {
+                        format!("{} {}: {b}", s.kind.name(), s.node)
+                    }
+                    _ => s.summary.clone(),
+                })
+                .unwrap_or_default();
+            report.outcome = Outcome::StoppedAtGate { what };
+            return Ok(report);
+        };
+        if let Err(who) = target.can_run(&step) {
+            report.outcome = Outcome::WaitingForNode {
+                what: format!("{who}: {}", step.summary),
+            };
+            return Ok(report);
+        }
+        if report.applied.len() >= max_steps {
+            return Err(ReconcileError::TooManySteps(max_steps));
+        }
+        let key = step.key();
+        if last_key.as_deref() == Some(key.as_str()) {
+            return Err(ReconcileError::NoEffect(step.summary));
+        }
+        on_event(Event::Starting(&step));
+        match target.apply(&step) {
+            Ok(done) => {
+                on_event(Event::Done(&step, &done));
+                report.applied.push(AppliedStep {
+                    kind: step.kind.name(),
+                    node: step.node.clone(),
+                    summary: step.summary.clone(),
+                    message: done.message,
+                    duration_ms: done.duration_ms,
+                });
+                last_key = Some(key);
+                stale_retries = 0;
+            }
+            Err(e @ TargetError::Stale { .. }) if stale_retries < 100 => {
+                on_event(Event::Replanning(&e));
+                stale_retries += 1;
+                last_key = None;
+            }
+            Err(source) => {
+                return Err(ReconcileError::Apply {
+                    kind: step.kind.name(),
+                    node: step.node.clone(),
+                    source,
+                })
+            }
+        }
+        let observed = target.observe().map_err(ReconcileError::Observe)?;
+        report.plan = plan(cluster, &observed);
+    }
+}
