@@ -129,10 +129,48 @@ pub struct TargetOptions {
 /// An unknown target kind, or a target that cannot be opened.
 pub fn resolve(
     opts: &TargetOptions,
-    _cluster: &pve_gitops_schema::spec::Cluster,
+    cluster: &pve_gitops_schema::spec::Cluster,
 ) -> Result<(Box<dyn Target>, Option<String>), TargetError> {
-    Err(TargetError::Unavailable(format!(
-        "target {} is not available yet",
-        opts.spec.as_deref().unwrap_or("(default)")
-    )))
+    match opts.spec.as_deref() {
+        Some(spec) if spec.starts_with("sim:") => {
+            let dir = &spec["sim:".len()..];
+            if dir.is_empty() {
+                return Err(TargetError::Unavailable(
+                    "sim: needs a directory, e.g. --target sim:.pve-gitops/sim".into(),
+                ));
+            }
+            Ok((Box::new(sim::SimTarget::open(dir)?), None))
+        }
+        Some(other) => Err(TargetError::Unavailable(format!(
+            "unknown target `{other}`; use sim:DIR (a simulated cluster, or a copy of /etc/pve) or corosync"
+        ))),
+        None => default_target(cluster),
+    }
+}
+
+/// Where `reconcile` plans when no `--target` is given and this machine is no cluster node.
+pub const DEFAULT_SIM_DIR: &str = ".pve-gitops/sim";
+
+fn default_target(
+    cluster: &pve_gitops_schema::spec::Cluster,
+) -> Result<(Box<dyn Target>, Option<String>), TargetError> {
+    if std::path::Path::new("/etc/pve/.members").exists() {
+        return Err(TargetError::Unavailable(
+            "this is a Proxmox VE node (/etc/pve/.members exists) but the pve target is not available yet; \
+             to plan offline against a copy: cp -a /etc/pve /tmp/pve-copy and pass --target sim:/tmp/pve-copy"
+                .into(),
+        ));
+    }
+    let dir = std::path::Path::new(DEFAULT_SIM_DIR);
+    let note = if dir.join(sim::EXTRA_FILE).exists() || dir.join("corosync.conf").exists() {
+        "no real cluster here, using the embedded simulated cluster".to_string()
+    } else {
+        let names: Vec<String> = cluster.spec.nodes.iter().map(|n| n.name.clone()).collect();
+        sim::init_from_names(dir, &names, 0, 65536)?;
+        format!(
+            "no real cluster here, using the embedded simulated cluster (created with standalone hosts {})",
+            names.join(", ")
+        )
+    };
+    Ok((Box::new(sim::SimTarget::open(dir)?), Some(note)))
 }
