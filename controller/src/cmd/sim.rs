@@ -118,7 +118,11 @@ fn power(dir: &Path, node: &str, on: bool) -> anyhow::Result<Outcome> {
         let ids: Vec<String> = c.stopped_guests.iter().map(u32::to_string).collect();
         println!("  guests stopped: {}", ids.join(", "));
     }
-    println!("  {}", quorum_line(&c.membership));
+    if c.clustered {
+        println!("  {}", quorum_line(&c.membership));
+    } else {
+        println!("  no cluster yet: no membership");
+    }
     Ok(Outcome::Ok)
 }
 

@@ -197,6 +197,8 @@ pub struct PowerChange {
     pub stopped_guests: Vec<u32>,
     /// Membership and votequorum numbers afterwards.
     pub membership: Membership,
+    /// Whether a cluster exists (corosync.conf); without one there is no membership.
+    pub clustered: bool,
 }
 
 /// Power `node` off or on (the operator's part). Powering off stops the guests whose
@@ -235,5 +237,6 @@ pub fn set_power(dir: &Path, node: &str, on: bool) -> Result<PowerChange, Target
         unchanged,
         stopped_guests: stopped,
         membership: w.core().membership,
+        clustered: w.conf.is_some(),
     })
 }
