@@ -532,7 +532,8 @@ fn migrate(
         &g.node,
         why,
     );
-    let member = |n: &str| model.membership.online.contains(n) && model.is_joined(n);
+    // The membership only ever holds nodelist nodes.
+    let member = |n: &str| model.membership.online.contains(n);
     if let Some(lock) = &g.lock {
         step = step.blocked(format!(
             "guest {vmid} is locked ({lock}); skipped until the lock is released"
@@ -585,7 +586,7 @@ fn evacuate(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) ->
     let targets: Vec<&str> = desired
         .present_nodes()
         .map(|n| n.name.as_str())
-        .filter(|n| model.membership.online.contains(*n) && model.is_joined(n))
+        .filter(|n| model.membership.online.contains(*n))
         .collect();
     // Free memory per target: host memory minus the memory of the guests on it.
     let mut free: BTreeMap<&str, i128> = targets
