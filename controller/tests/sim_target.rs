@@ -1023,3 +1023,34 @@ fn cli_status_of_a_cluster_shows_quorum_arithmetic() {
         "{out}"
     );
 }
+
+#[test]
+fn cli_init_from_manifest() {
+    let t = Tmp::new("cli-from");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/three-node.yaml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let (cluster, _) =
+        pve_gitops_schema::validate::parse_cluster("three-node.yaml", &text).unwrap();
+    let dir = t.path().join("sim");
+    let (code, out, err) = cli(&[
+        "sim",
+        "init",
+        dir.to_str().unwrap(),
+        "--from",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for n in &cluster.spec.nodes {
+        assert!(out.contains(&n.name), "{out}");
+        assert!(dir.join("nodes").join(&n.name).is_dir());
+    }
+    let (code, _, err) = cli(&[
+        "sim",
+        "init",
+        t.path().join("other").to_str().unwrap(),
+        "--from",
+        t.path().join("missing.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("missing.yaml"), "{err}");
+}
