@@ -367,25 +367,8 @@ impl Quorum {
     }
 }
 
-/// Migration type (`datacenter.cfg` `migration: type=...`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MigrationType {
-    /// Tunnel migration traffic over SSH.
-    Secure,
-    /// Send migration traffic unencrypted (only on a trusted, private network).
-    Insecure,
-}
-
-impl MigrationType {
-    /// The spelling in datacenter.cfg and on the `qm migrate` command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MigrationType::Secure => "secure",
-            MigrationType::Insecure => "insecure",
-        }
-    }
-}
+/// Migration type (`datacenter.cfg` `migration: type=...`): the same type datacenter.cfg uses.
+pub use crate::datacenter::MigrationType;
 
 /// datacenter.cfg migration settings; only the keys given are managed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

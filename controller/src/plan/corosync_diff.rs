@@ -7,8 +7,10 @@
 //!    existing node's address on an existing link by reload; otherwise a rolling restart;
 //! 3. remove links the manifest no longer uses;
 //! 4. options corosync re-reads on reload (votes, link priority, token_coefficient, two_node);
-//! 5. options only read at startup (link_mode/rrp_mode, transport, ip_version, secauth,
-//!    wait_for_all): one edit applied by a rolling restart with a quorum check between nodes.
+//! 5. options only read at startup (link_mode/rrp_mode, ip_version, wait_for_all): one edit
+//!    applied by a rolling restart with a quorum check between nodes;
+//! 6. transport and secauth: nodes on the old and new setting cannot talk, so a rolling restart
+//!    would split the cluster; shown as a blocked step that needs a full cluster restart.
 
 use super::phases::{executor, links_of, Batch};
 use super::step::{Method, Step, StepKind, UpdateCorosync};
@@ -269,14 +271,6 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
         let t = &desired.spec.totem;
         let mut next = doc.clone();
         let mut changes = Vec::new();
-        let live_transport = view.effective_transport().to_string();
-        if live_transport != t.transport.as_str() {
-            next.set(&["totem"], "transport", t.transport.as_str());
-            changes.push(format!(
-                "transport {live_transport} -> {}",
-                t.transport.as_str()
-            ));
-        }
         if let Some(mode) = t.rrp_mode {
             let (key, live) = match t.transport {
                 Transport::Knet => (
@@ -302,14 +296,6 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
                 changes.push(format!("ip_version {live} -> {}", t.ip_version.as_str()));
             }
         }
-        if let Some(live) = &view.totem.secauth {
-            let on = matches!(live.as_str(), "on" | "yes" | "1");
-            if on != t.secauth {
-                let v = if t.secauth { "on" } else { "off" };
-                next.set(&["totem"], "secauth", v);
-                changes.push(format!("secauth {live} -> {v}"));
-            }
-        }
         if let Some(b) = desired.spec.quorum.wait_for_all {
             if view.quorum.wait_for_all.unwrap_or(0) != u8::from(b) {
                 next.set(&["quorum"], "wait_for_all", bool01(b));
@@ -324,6 +310,49 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
                 Method::RollingRestart,
                 "corosync reads these only at startup",
             ));
+        }
+    }
+
+    // 6. Options where restarted and not-yet-restarted nodes cannot talk to each other:
+    // a rolling restart would split the cluster, so only a full cluster restart applies them.
+    // Shown, never automated.
+    {
+        let t = &desired.spec.totem;
+        let mut next = doc.clone();
+        let mut changes = Vec::new();
+        let live_transport = view.effective_transport().to_string();
+        if live_transport != t.transport.as_str() {
+            next.set(&["totem"], "transport", t.transport.as_str());
+            changes.push(format!(
+                "transport {live_transport} -> {}",
+                t.transport.as_str()
+            ));
+        }
+        if let Some(live) = &view.totem.secauth {
+            let on = matches!(live.as_str(), "on" | "yes" | "1");
+            if on != t.secauth {
+                let v = if t.secauth { "on" } else { "off" };
+                next.set(&["totem"], "secauth", v);
+                changes.push(format!("secauth {live} -> {v}"));
+            }
+        }
+        if !changes.is_empty() {
+            candidates.extend(
+                step(
+                    model,
+                    next,
+                    changes,
+                    Method::RollingRestart,
+                    "nodes on the old and the new setting cannot talk to each other",
+                )
+                .map(|s| {
+                    s.blocked(
+                        "needs a full cluster restart (stop corosync on every node, install the new \
+                         corosync.conf everywhere, start them again): quorum is lost meanwhile, so \
+                         pve-gitops does not do it automatically",
+                    )
+                }),
+            );
         }
     }
 

@@ -470,14 +470,10 @@ fn datacenter(desired: &Cluster, model: &Observed, _: &BTreeSet<String>) -> Opti
     };
     if m.mtype.is_some() || m.network.is_some() {
         let live = dc.migration().and_then(Result::ok);
-        let mtype = match m.mtype.map(|t| t.as_str()) {
-            Some("insecure") => MigrationType::Insecure,
-            Some(_) => MigrationType::Secure,
-            None => live
-                .as_ref()
-                .map(|l| l.mtype)
-                .unwrap_or(MigrationType::Secure),
-        };
+        let mtype = m
+            .mtype
+            .or_else(|| live.as_ref().map(|l| l.mtype))
+            .unwrap_or(MigrationType::Secure);
         let network = m.network.or_else(|| live.as_ref().and_then(|l| l.network));
         let want = Migration::new(mtype, network);
         if live.as_ref() != Some(&want) {

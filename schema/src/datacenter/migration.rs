@@ -8,7 +8,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// How migration traffic is carried (`migration: type=…`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MigrationType {
     /// Tunnelled over ssh (PVE's default).
