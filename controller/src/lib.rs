@@ -7,8 +7,13 @@
 //! re-observing before each step so that a step whose effect is present is skipped.
 
 pub mod configfs;
+pub mod daemon;
+pub mod metrics;
 pub mod observed;
 pub mod plan;
 pub mod reconcile;
 pub mod render;
+pub mod source;
+pub mod status;
 pub mod target;
+pub mod webhook;
