@@ -108,6 +108,146 @@ pub enum Command {
         #[command(subcommand)]
         action: SimAction,
     },
+    /// Run the GitOps daemon: keep the cluster at the newest revision of a git repository or
+    /// a local path, correct (or report) drift, serve a webhook and metrics. See docs/watch.md.
+    ///
+    /// Exit codes: 0 after a graceful shutdown (SIGTERM / SIGINT: the running step finishes),
+    /// 2 on a configuration or startup error, 130 when a second signal aborted.
+    Watch(Box<WatchArgs>),
+    /// Show the daemon's status: Ready / Reconciling / Stalled conditions, revisions,
+    /// config_version, pending gates, the last reconciles.
+    ///
+    /// Exit codes: 0 Ready, 1 not Ready, 2 no status file or an error.
+    Status {
+        /// The daemon's state directory.
+        #[arg(long, value_name = "DIR", default_value = pve_gitops::status::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanOutput::Text)]
+        output: PlanOutput,
+    },
+    /// Suspend applying: the daemon keeps observing and reports drift and new revisions,
+    /// but changes nothing until `resume`.
+    Suspend {
+        /// The daemon's state directory.
+        #[arg(long, value_name = "DIR", default_value = pve_gitops::status::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Why (shown in the status).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume applying after `suspend`.
+    Resume {
+        /// The daemon's state directory.
+        #[arg(long, value_name = "DIR", default_value = pve_gitops::status::DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+}
+
+/// Log format of `watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+/// What `watch` does with drift found by a resync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriftMode {
+    /// Apply the steps that bring the cluster back to the manifest.
+    Correct,
+    /// Only report drift (status, metrics, log); new revisions are still applied.
+    Report,
+}
+
+/// Options of `watch`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WatchArgs {
+    /// Where the manifests are: `git+file:///PATH`, `git+ssh://[USER@]HOST/PATH`,
+    /// `git+https://HOST/PATH`, or a local file or directory (watched for changes).
+    #[arg(long, value_name = "SRC")]
+    pub source: String,
+    /// git: the branch to follow.
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+    /// git: a manifest file or directory inside the repository (default: the root).
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// The cluster's `metadata.name` when the source holds several manifests.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Where the cluster is and how to reach it.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Status file, suspend flag and git cache.
+    #[arg(long, value_name = "DIR", default_value = pve_gitops::status::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Periodic resync: re-observe the cluster and correct (or report) drift.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = pve_gitops::daemon::parse_duration)]
+    pub interval: std::time::Duration,
+    /// How often to poll the source for a new revision (the webhook makes it immediate).
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = pve_gitops::daemon::parse_duration)]
+    pub poll_interval: std::time::Duration,
+    /// How often to re-check a `wait` gate, a step for another node or a held cluster lock.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = pve_gitops::daemon::parse_duration)]
+    pub gate_interval: std::time::Duration,
+    /// Quiet time after a burst of file events or webhook calls before reconciling.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = pve_gitops::daemon::parse_duration)]
+    pub debounce: std::time::Duration,
+    /// Correct drift found by a resync, or only report it.
+    #[arg(long, value_enum, default_value_t = DriftMode::Correct)]
+    pub drift: DriftMode,
+    /// git: allow applying a commit that does not descend from the applied one (a
+    /// force-push back, a rewritten branch).
+    #[arg(long)]
+    pub allow_rewind: bool,
+    /// git: refuse commits without a valid signature from --allowed-signers.
+    #[arg(long, requires = "allowed_signers")]
+    pub verify_signatures: bool,
+    /// git: allowed signers (SSH, the `gpg.ssh.allowedSignersFile` format).
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+    /// git: GNUPGHOME holding the trusted keys for GPG-signed commits.
+    #[arg(long, value_name = "DIR")]
+    pub gpg_home: Option<PathBuf>,
+    /// git over ssh: the private key file.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    /// git over https: file holding the token (default: $PVE_GITOPS_HTTPS_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub https_token_file: Option<PathBuf>,
+    /// git over https: the user name sent with the token.
+    #[arg(long, value_name = "NAME", default_value = "git")]
+    pub https_username: String,
+    /// Serve the webhook receiver on ADDR (HTTPS unless --insecure-http).
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_listen: Option<std::net::SocketAddr>,
+    /// File holding the webhook's HMAC secret (required with --webhook-listen).
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// PEM certificate chain of the webhook receiver.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the webhook receiver.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve the webhook over plain HTTP (only on a loopback address, e.g. behind a proxy).
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Serve Prometheus metrics on ADDR at /metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Stop a reconcile after this many applied steps.
+    #[arg(long, default_value_t = 10_000, hide = true)]
+    pub max_steps: usize,
+    /// Pause after every applied step (tests, benchmarks).
+    #[arg(long, value_name = "DURATION", hide = true, value_parser = pve_gitops::daemon::parse_duration)]
+    pub step_pause: Option<std::time::Duration>,
 }
 
 /// How to reach the cluster (`--target` and its options).

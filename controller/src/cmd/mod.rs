@@ -4,7 +4,10 @@ pub(crate) mod conf;
 mod import;
 mod reconcile;
 mod sim;
+mod status;
+mod suspend;
 mod validate;
+mod watch;
 
 use crate::cli::{Cli, Command, ConfAction};
 use std::process::ExitCode;
@@ -67,5 +70,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         } => conf::check(&files, kind, print, json, pve),
         Command::Import { config_fs, output } => import::run(&config_fs, output.as_deref()),
         Command::Sim { action } => sim::run(action),
+        Command::Watch(args) => watch::run(&args),
+        Command::Status { state_dir, output } => status::run(&state_dir, output),
+        Command::Suspend { state_dir, reason } => suspend::suspend(&state_dir, reason.as_deref()),
+        Command::Resume { state_dir } => suspend::resume(&state_dir),
     }
 }
