@@ -150,6 +150,7 @@ pub struct Running {
     pub join: tokio::task::JoinHandle<Result<(), DaemonError>>,
     pub webhook: Option<std::net::SocketAddr>,
     pub metrics: Option<std::net::SocketAddr>,
+    pub registry: std::sync::Arc<pve_gitops::metrics::Metrics>,
 }
 
 impl Running {
@@ -169,6 +170,7 @@ pub async fn start(cfg: Config) -> Running {
     let d = Daemon::bind(cfg).await.expect("daemon binds");
     let webhook = d.webhook_addr();
     let metrics = d.metrics_addr();
+    let registry = d.metrics();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let join = tokio::spawn(d.run(async {
         let _ = rx.await;
@@ -178,6 +180,7 @@ pub async fn start(cfg: Config) -> Running {
         join,
         webhook,
         metrics,
+        registry,
     }
 }
 
@@ -246,4 +249,25 @@ pub fn in_sync(sim: &Path, manifest: &str) -> bool {
 /// The three-node manifest with another token_coefficient.
 pub fn with_token_coefficient(n: u32) -> String {
     THREE_NODE.replace("token_coefficient: 125", &format!("token_coefficient: {n}"))
+}
+
+/// The sum of `pve_gitops_reconciles_total` over results.
+pub fn reconciles(r: &Running) -> u64 {
+    r.registry
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("pve_gitops_reconciles_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Set `quorum_votes` of `node` in the sim's corosync.conf by hand (as an operator would).
+pub fn hand_edit_votes(sim: &Path, node: &str, votes: u32) {
+    let p = sim.join("corosync.conf");
+    let s = std::fs::read_to_string(&p).unwrap();
+    let i = s.find(&format!("name: {node}")).unwrap();
+    let j = i + s[i..].find("quorum_votes: ").unwrap() + "quorum_votes: ".len();
+    let k = j + s[j..].find('\n').unwrap();
+    let edited = format!("{}{votes}{}", &s[..j], &s[k..]);
+    std::fs::write(&p, edited).unwrap();
 }
