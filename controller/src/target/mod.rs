@@ -1,6 +1,7 @@
 //! Targets: where `observe` reads and `apply` writes (DESIGN.md §3). Every target exposes the
 //! same trait; the planner never knows which one it has.
 
+pub mod corosync;
 pub mod sim;
 
 use crate::observed::Observed;
@@ -141,6 +142,10 @@ pub fn resolve(
             }
             Ok((Box::new(sim::SimTarget::open(dir)?), None))
         }
+        Some("corosync") => Ok((
+            Box::new(corosync::CorosyncTarget::from_options(opts, cluster)?),
+            None,
+        )),
         Some(other) => Err(TargetError::Unavailable(format!(
             "unknown target `{other}`; use sim:DIR (a simulated cluster, or a copy of /etc/pve) or corosync"
         ))),

@@ -1,0 +1,713 @@
+//! Apply: one step at a time, never reporting a change that corosync did not take.
+//!
+//! Cluster-wide corosync.conf edits (join's nodelist edit, remove, update) under the lock
+//! `file-corosync_conf`:
+//!
+//! 1. the master must still be at the step's `from_version` (else [`TargetError::Stale`]: another
+//!    controller got there first; the loop re-plans), and corosync here must run that version
+//!    and be quorate;
+//! 2. write the step's text (already bumped once by the planner) as the master, `.new` + rename;
+//! 3. wait until every member's controller has installed it (their sync records), refreshing the
+//!    lock — on time-out the master is rolled back and nothing is reloaded;
+//! 4. `corosync-cfgtool -R` (every node re-reads its own file), then verify that cmap
+//!    `totem.config_version` is the new version. A refused reload (e.g. a changed address on
+//!    an existing link) rolls the master back and is reported with corosync's message;
+//! 5. for a rolling restart, restart the members one at a time, checking before each that the
+//!    others keep quorum: this node through `--stop-cmd`/`--start-cmd`, another node through
+//!    `corosync-cfgtool -k NODEID` (a clean shutdown request), after which that node's own
+//!    controller starts corosync again (the planner's node-local join step) — the holder waits
+//!    until it is back before the next one.
+
+use super::lock::{ClusterLock, COROSYNC_LOCK, DATACENTER_LOCK};
+use super::observe::{self, local_status, read_master, running_version, sync_text, version_of};
+use super::tools::{self, QuorumStatus, TOOL_TIMEOUT};
+use super::{digest, tool, CorosyncTarget, SHARED_AUTHKEY};
+use crate::configfs::atomic_write;
+use crate::plan::step::{
+    CreateCluster, JoinNode, Method, SetDatacenter, SetExpectedVotes, Step, StepKind,
+};
+use crate::target::{Applied, TargetError};
+use pve_gitops_schema::corosync::Document;
+use pve_gitops_schema::datacenter::DatacenterDocument;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a controller waits for the lock before re-planning (pmxcfs's acquire time-out).
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How long the lock holder waits for every member to install a new master.
+pub const SYNC_WAIT: Duration = Duration::from_secs(30);
+/// How long to wait for corosync to start and become a quorate member.
+pub const START_WAIT: Duration = Duration::from_secs(60);
+/// How long the holder waits for a restarted node to be back in the membership.
+pub const RESTART_WAIT: Duration = Duration::from_secs(90);
+/// How long to wait for corosync to report a reloaded version or a new expected votes.
+pub const VERIFY_WAIT: Duration = Duration::from_secs(10);
+
+const POLL: Duration = Duration::from_millis(200);
+
+fn stale(step: &Step, reason: impl Into<String>) -> TargetError {
+    TargetError::Stale {
+        step: step.summary.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn refused(step: &Step, reason: impl Into<String>) -> TargetError {
+    TargetError::Refused {
+        step: step.summary.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> TargetError + '_ {
+    move |source| TargetError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Poll `f` until it returns `Some` or `timeout` passes, calling `tick` between polls.
+fn wait_for<T>(
+    timeout: Duration,
+    mut tick: impl FnMut(),
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        tick();
+        thread::sleep(POLL);
+    }
+}
+
+/// Carry out `step` on this node.
+///
+/// # Errors
+/// See the module docs: `Stale` when another controller changed the cluster first, `Refused`
+/// / `Command` with corosync's own message otherwise.
+pub fn apply(t: &mut CorosyncTarget, step: &Step) -> Result<Applied, TargetError> {
+    let start = Instant::now();
+    let message = match &step.kind {
+        StepKind::CreateCluster(c) => create(t, step, c)?,
+        StepKind::JoinNode(j) if j.via == j.node && j.from_version == j.to_version => {
+            start_member(t, step, j)?
+        }
+        StepKind::JoinNode(j) => edit(
+            t,
+            step,
+            j.from_version,
+            j.to_version,
+            &j.corosync_conf,
+            None,
+        )?,
+        StepKind::RemoveNode(r) => {
+            if local_status(t).is_some_and(|s| {
+                names_of(&read_master(t).ok().flatten().unwrap_or_default())
+                    .get(&r.node)
+                    .is_some_and(|id| s.members.iter().any(|m| m.0 == *id))
+            }) {
+                return Err(refused(
+                    step,
+                    format!(
+                        "{} is still in the membership; power it off (stop corosync) first",
+                        r.node
+                    ),
+                ));
+            }
+            edit(
+                t,
+                step,
+                r.from_version,
+                r.to_version,
+                &r.corosync_conf,
+                None,
+            )?
+        }
+        StepKind::UpdateCorosync(u) => {
+            let order = (u.method == Method::RollingRestart).then_some(u.restart_order.as_slice());
+            edit(
+                t,
+                step,
+                u.from_version,
+                u.to_version,
+                &u.corosync_conf,
+                order,
+            )?
+        }
+        StepKind::SetExpectedVotes(e) => set_expected(t, step, e)?,
+        StepKind::SetDatacenter(d) => set_datacenter(t, step, d)?,
+        StepKind::MigrateGuest(_) => {
+            return Err(refused(
+                step,
+                "the corosync target does not run guests; migrations need the pve target",
+            ))
+        }
+        StepKind::Wait(_) => return Err(refused(step, "a gate is never applied")),
+    };
+    Ok(Applied {
+        message,
+        duration_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// name -> nodeid of a corosync.conf text.
+fn names_of(text: &str) -> BTreeMap<String, u32> {
+    Document::parse(text)
+        .map(|d| {
+            d.view()
+                .nodes
+                .into_iter()
+                .filter_map(|n| Some((n.name?, n.nodeid?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn lock_corosync(t: &CorosyncTarget, step: &Step) -> Result<ClusterLock, TargetError> {
+    let lock_dir = t.opts.shared.join(super::lock::LOCK_DIR);
+    ClusterLock::acquire(
+        &t.opts.shared,
+        COROSYNC_LOCK,
+        &t.opts.node,
+        LOCK_WAIT,
+        || {
+            // Keep replicating while waiting: the holder may be waiting for this node's sync.
+            let _ = observe::register(t);
+            let _ = observe::sync_now(t);
+        },
+    )
+    .map_err(write_err(&lock_dir))?
+    .map_err(|held| {
+        stale(
+            step,
+            format!(
+                "the lock {COROSYNC_LOCK} is held by {} (refreshed {} s ago)",
+                held.holder, held.age_secs
+            ),
+        )
+    })
+}
+
+fn write_master(t: &CorosyncTarget, text: &str) -> Result<(), TargetError> {
+    let path = t.master_path();
+    atomic_write(&path, text.as_bytes()).map_err(write_err(&path))
+}
+
+/// Put the previous master back (after a refused reload or a sync time-out) and re-install it
+/// here; other nodes re-install it on their next run.
+fn rollback(t: &CorosyncTarget, old: &str) -> String {
+    match write_master(t, old).and_then(|()| sync_text(t, old, running_version())) {
+        Ok(_) => format!(
+            "the master corosync.conf was rolled back to config_version {}",
+            version_of(old)
+        ),
+        Err(e) => format!("rolling the master corosync.conf back failed too: {e}"),
+    }
+}
+
+fn edit(
+    t: &CorosyncTarget,
+    step: &Step,
+    from: u64,
+    to: u64,
+    text: &str,
+    rolling: Option<&[String]>,
+) -> Result<String, TargetError> {
+    let lock = lock_corosync(t, step)?;
+    let old = read_master(t)?.ok_or_else(|| stale(step, "there is no master corosync.conf"))?;
+    let cur = version_of(&old);
+    if cur != from {
+        return Err(stale(
+            step,
+            format!(
+                "the master corosync.conf is at config_version {cur}, the step starts from {from}"
+            ),
+        ));
+    }
+    if version_of(text) != to {
+        return Err(refused(
+            step,
+            format!("the new corosync.conf does not carry config_version {to}"),
+        ));
+    }
+    let live = observe::live(t);
+    let Some(st) = live.status.as_ref() else {
+        return Err(refused(
+            step,
+            format!("corosync is not running on {}", t.opts.node),
+        ));
+    };
+    if !st.quorate {
+        return Err(refused(step, "the cluster is not quorate"));
+    }
+    if live.running_version != Some(cur) {
+        return Err(refused(
+            step,
+            format!(
+                "corosync runs config_version {} but the master is at {cur}: an earlier change was written and never reloaded (see docs/corosync-target.md, Recovery)",
+                live.running_version.map(|v| v.to_string()).unwrap_or_else(|| "?".into())
+            ),
+        ));
+    }
+    let ids = names_of(&old);
+    let by_id: BTreeMap<u32, String> = ids.iter().map(|(n, i)| (*i, n.clone())).collect();
+    let members: Vec<String> = st
+        .members
+        .iter()
+        .map(|(id, _, printed)| by_id.get(id).cloned().unwrap_or_else(|| printed.clone()))
+        .collect();
+    if !lock.still_held() {
+        return Err(stale(
+            step,
+            "the lock was taken over while this step waited",
+        ));
+    }
+    write_master(t, text)?;
+    sync_text(t, text, live.running_version)?;
+    let want = (to, digest(text));
+    let synced = wait_for(
+        SYNC_WAIT,
+        || drop(lock.refresh()),
+        || {
+            let lagging: Vec<&String> = members
+                .iter()
+                .filter(|m| observe::read_record(t, m).as_ref() != Some(&want))
+                .collect();
+            lagging.is_empty().then_some(())
+        },
+    );
+    if synced.is_none() {
+        let lagging: Vec<String> = members
+            .iter()
+            .filter(|m| observe::read_record(t, m).as_ref() != Some(&want))
+            .cloned()
+            .collect();
+        let rb = rollback(t, &old);
+        return Err(refused(
+            step,
+            format!(
+                "waiting for {} to install corosync.conf config_version {to} timed out after {} s (each node's pve-gitops installs the master itself: is it running there?); {rb}; nothing was reloaded",
+                lagging.join(", "),
+                SYNC_WAIT.as_secs()
+            ),
+        ));
+    }
+    let out = tools::run(&[tool("corosync-cfgtool"), "-R".into()], TOOL_TIMEOUT)?;
+    let verified = out.success()
+        && wait_for(
+            VERIFY_WAIT,
+            || {},
+            || (running_version() == Some(to)).then_some(()),
+        )
+        .is_some();
+    if !verified {
+        let runs = running_version()
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "?".into());
+        let rb = rollback(t, &old);
+        return Err(TargetError::Command {
+            command: "corosync-cfgtool -R".into(),
+            message: format!(
+                "{}; corosync runs config_version {runs}, the new file has {to}: the reload was not applied (see the corosync log for the reason); {rb}",
+                out.message()
+            ),
+        });
+    }
+    let mut message = format!(
+        "corosync.conf config_version {from} -> {to}: installed on {}, reloaded, corosync runs {to}",
+        members.join(", ")
+    );
+    if let Some(order) = rolling {
+        rolling_restart(t, step, &lock, order, &ids, &members)?;
+        message.push_str(&format!("; restarted {} one at a time", order.join(", ")));
+    }
+    drop(lock);
+    Ok(message)
+}
+
+fn member_names(st: &QuorumStatus, ids: &BTreeMap<String, u32>) -> BTreeSet<String> {
+    let by_id: BTreeMap<u32, &String> = ids.iter().map(|(n, i)| (*i, n)).collect();
+    st.members
+        .iter()
+        .map(|(id, _, p)| {
+            by_id
+                .get(id)
+                .map(|n| (*n).clone())
+                .unwrap_or_else(|| p.clone())
+        })
+        .collect()
+}
+
+fn rolling_restart(
+    t: &CorosyncTarget,
+    step: &Step,
+    lock: &ClusterLock,
+    order: &[String],
+    ids: &BTreeMap<String, u32>,
+    members: &[String],
+) -> Result<(), TargetError> {
+    let all: BTreeSet<String> = members.iter().cloned().collect();
+    let refresh = || drop(lock.refresh());
+    let whole = || {
+        let st = local_status(t)?;
+        (st.quorate && member_names(&st, ids).is_superset(&all)).then_some(st)
+    };
+    for n in order {
+        if !all.contains(n) {
+            continue;
+        }
+        let Some(st) = wait_for(RESTART_WAIT, refresh, whole) else {
+            return Err(refused(
+                step,
+                format!(
+                    "before restarting {n}: not every member ({}) is back and quorate",
+                    members.join(", ")
+                ),
+            ));
+        };
+        let votes = st
+            .members
+            .iter()
+            .find(|m| Some(&m.0) == ids.get(n))
+            .map(|m| m.1)
+            .unwrap_or(1);
+        if st.total_votes.saturating_sub(votes) < st.quorum {
+            return Err(refused(
+                step,
+                format!(
+                    "restarting {n} would lose quorum: {} - {votes} votes < quorum {}",
+                    st.total_votes, st.quorum
+                ),
+            ));
+        }
+        if *n == t.opts.node {
+            stop_local(t)?;
+            if wait_for(START_WAIT, refresh, || {
+                local_status(t).is_none().then_some(())
+            })
+            .is_none()
+            {
+                return Err(refused(step, format!("corosync on {n} did not stop")));
+            }
+            start_local(t)?;
+        } else {
+            let id = ids.get(n).copied().unwrap_or(0);
+            let out = tools::run(
+                &[tool("corosync-cfgtool"), "-k".into(), id.to_string()],
+                TOOL_TIMEOUT,
+            )?;
+            if !out.success() {
+                return Err(TargetError::Command {
+                    command: format!("corosync-cfgtool -k {id}"),
+                    message: out.message(),
+                });
+            }
+            let gone = wait_for(START_WAIT, refresh, || {
+                let st = local_status(t)?;
+                (!member_names(&st, ids).contains(n)).then_some(())
+            });
+            if gone.is_none() {
+                return Err(refused(
+                    step,
+                    format!("{n} did not leave the membership after `corosync-cfgtool -k {id}`"),
+                ));
+            }
+        }
+        if wait_for(RESTART_WAIT, refresh, whole).is_none() {
+            return Err(refused(
+                step,
+                format!(
+                    "{n} did not rejoin within {} s after its restart (its own pve-gitops starts corosync again: is it running on {n}?)",
+                    RESTART_WAIT.as_secs()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn service(t: &CorosyncTarget, what: &str) -> Result<(), TargetError> {
+    let argv = match what {
+        "start" => t.opts.start.clone(),
+        _ => t.opts.stop.clone(),
+    }
+    .ok_or_else(|| {
+        TargetError::Unavailable(format!(
+            "no service manager (systemd) found to {what} corosync on {}; pass --start-cmd CMD and --stop-cmd CMD",
+            t.opts.node
+        ))
+    })?;
+    let log = std::env::temp_dir().join(format!(
+        "pve-gitops-{what}-{}-{}.log",
+        t.opts.node,
+        std::process::id()
+    ));
+    let out = tools::run_service(&argv, &log)?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(TargetError::Command {
+            command: tools::describe(&argv),
+            message: out.message(),
+        })
+    }
+}
+
+fn start_local(t: &CorosyncTarget) -> Result<(), TargetError> {
+    service(t, "start")
+}
+
+fn stop_local(t: &CorosyncTarget) -> Result<(), TargetError> {
+    service(t, "stop")
+}
+
+/// Generate the shared authkey (`corosync-keygen -k DIR/priv/authkey`) if there is none.
+fn ensure_shared_authkey(t: &CorosyncTarget) -> Result<(), TargetError> {
+    let path = t.opts.shared.join(SHARED_AUTHKEY);
+    if path.is_file() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(write_err(dir))?;
+    }
+    let argv = vec![
+        tool("corosync-keygen"),
+        "-k".into(),
+        path.display().to_string(),
+    ];
+    let out = tools::run(&argv, TOOL_TIMEOUT)?;
+    if !out.success() || !path.is_file() {
+        return Err(TargetError::Command {
+            command: tools::describe(&argv),
+            message: out.message(),
+        });
+    }
+    Ok(())
+}
+
+/// Copy the shared authkey to this node's `--authkey` path (mode 0400) when it differs. The
+/// key's bytes are never printed.
+fn install_authkey(t: &CorosyncTarget) -> Result<(), TargetError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let src = t.opts.shared.join(SHARED_AUTHKEY);
+    let key = fs::read(&src).map_err(|source| TargetError::Read {
+        path: src.clone(),
+        source,
+    })?;
+    let dst = &t.opts.authkey;
+    if fs::read(dst).ok().as_deref() == Some(key.as_slice()) {
+        return Ok(());
+    }
+    if let Some(dir) = dst.parent() {
+        fs::create_dir_all(dir).map_err(write_err(dir))?;
+    }
+    let mut tmp_name = dst.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".new");
+    let tmp = dst.with_file_name(tmp_name);
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(&tmp)
+        .map_err(write_err(&tmp))?;
+    f.write_all(&key)
+        .and_then(|()| f.sync_all())
+        .map_err(write_err(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, dst).map_err(write_err(dst))
+}
+
+fn create(t: &CorosyncTarget, step: &Step, c: &CreateCluster) -> Result<String, TargetError> {
+    if c.founder != t.opts.node {
+        return Err(refused(step, format!("runs on {}", c.founder)));
+    }
+    let _lock = lock_corosync(t, step)?;
+    if read_master(t)?.is_some() {
+        return Err(stale(step, "the master corosync.conf exists already"));
+    }
+    if local_status(t).is_some() {
+        return Err(refused(
+            step,
+            format!(
+                "corosync is already running on {}, is this node already in a cluster?",
+                t.opts.node
+            ),
+        ));
+    }
+    ensure_shared_authkey(t)?;
+    install_authkey(t)?;
+    write_master(t, &c.corosync_conf)?;
+    sync_text(t, &c.corosync_conf, None)?;
+    start_local(t)?;
+    let version = version_of(&c.corosync_conf);
+    wait_running(t, step, version)?;
+    Ok(format!(
+        "authkey generated, corosync.conf (config_version {version}) written, corosync started; {} is a quorate one-node cluster",
+        t.opts.node
+    ))
+}
+
+/// Wait until corosync here is a quorate member running `version`.
+fn wait_running(
+    t: &CorosyncTarget,
+    step: &Step,
+    version: u64,
+) -> Result<QuorumStatus, TargetError> {
+    let st = wait_for(START_WAIT, || {}, || local_status(t).filter(|s| s.quorate));
+    let Some(st) = st else {
+        return Err(refused(
+            step,
+            format!(
+                "corosync on {} did not become a quorate member within {} s (check its log: a node whose config_version differs from the cluster's exits)",
+                t.opts.node,
+                START_WAIT.as_secs()
+            ),
+        ));
+    };
+    let runs = running_version();
+    if runs != Some(version) {
+        return Err(refused(
+            step,
+            format!(
+                "corosync on {} runs config_version {}, expected {version}",
+                t.opts.node,
+                runs.map(|v| v.to_string()).unwrap_or_else(|| "?".into())
+            ),
+        ));
+    }
+    Ok(st)
+}
+
+/// The node-local half of a join (and the restart of a member whose corosync is down):
+/// install the master and the authkey, start corosync, wait until it is a quorate member.
+fn start_member(t: &CorosyncTarget, step: &Step, j: &JoinNode) -> Result<String, TargetError> {
+    if j.node != t.opts.node {
+        return Err(refused(step, format!("runs on {}", j.node)));
+    }
+    if local_status(t).is_some() {
+        return Err(stale(
+            step,
+            format!("corosync is already running on {}", j.node),
+        ));
+    }
+    let master = read_master(t)?.ok_or_else(|| stale(step, "there is no master corosync.conf"))?;
+    if !names_of(&master).contains_key(&j.node) {
+        return Err(stale(
+            step,
+            format!("{} is not in the master's nodelist", j.node),
+        ));
+    }
+    install_authkey(t)?;
+    sync_text(t, &master, None)?;
+    start_local(t)?;
+    let version = version_of(&master);
+    let st = wait_running(t, step, version)?;
+    Ok(format!(
+        "corosync.conf (config_version {version}) and authkey installed, corosync started; {} members, quorate",
+        st.members.len()
+    ))
+}
+
+fn set_expected(
+    t: &CorosyncTarget,
+    step: &Step,
+    e: &SetExpectedVotes,
+) -> Result<String, TargetError> {
+    let _lock = lock_corosync(t, step)?;
+    let st = local_status(t)
+        .ok_or_else(|| refused(step, format!("corosync is not running on {}", t.opts.node)))?;
+    if st.expected_votes != e.from {
+        return Err(stale(
+            step,
+            format!(
+                "expected votes is {} now, the step starts from {}",
+                st.expected_votes, e.from
+            ),
+        ));
+    }
+    let argv = vec![
+        tool("corosync-quorumtool"),
+        "-e".into(),
+        e.expected.to_string(),
+    ];
+    let out = tools::run(&argv, TOOL_TIMEOUT)?;
+    if !out.success() {
+        return Err(refused(
+            step,
+            format!("corosync refused it: {}", out.message()),
+        ));
+    }
+    let st = wait_for(
+        VERIFY_WAIT,
+        || {},
+        || local_status(t).filter(|s| s.expected_votes == e.expected),
+    )
+    .ok_or_else(|| {
+        refused(
+            step,
+            format!(
+                "corosync-quorumtool -e {} succeeded but expected votes did not change",
+                e.expected
+            ),
+        )
+    })?;
+    Ok(format!(
+        "expected votes {} (total {}, quorum {}, {})",
+        st.expected_votes,
+        st.total_votes,
+        st.quorum,
+        if st.quorate { "quorate" } else { "not quorate" }
+    ))
+}
+
+fn set_datacenter(
+    t: &CorosyncTarget,
+    step: &Step,
+    d: &SetDatacenter,
+) -> Result<String, TargetError> {
+    let lock_dir = t.opts.shared.join(super::lock::LOCK_DIR);
+    let _lock = ClusterLock::acquire(
+        &t.opts.shared,
+        DATACENTER_LOCK,
+        &t.opts.node,
+        LOCK_WAIT,
+        || {},
+    )
+    .map_err(write_err(&lock_dir))?
+    .map_err(|h| {
+        stale(
+            step,
+            format!("the lock {DATACENTER_LOCK} is held by {}", h.holder),
+        )
+    })?;
+    let path = t.opts.shared.join(crate::configfs::DATACENTER_CFG);
+    let text = match fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(TargetError::Read { path, source }),
+    };
+    let mut doc = DatacenterDocument::parse(&text);
+    if doc.get(&d.key) != d.from.as_deref() {
+        return Err(stale(step, format!("datacenter.cfg `{}` changed", d.key)));
+    }
+    match &d.to {
+        Some(v) => doc
+            .set(&d.key, v)
+            .map_err(|e| refused(step, e.to_string()))?,
+        None => {
+            doc.remove(&d.key);
+        }
+    }
+    atomic_write(&path, doc.to_string().as_bytes()).map_err(write_err(&path))?;
+    Ok(format!("datacenter.cfg `{}` written", d.key))
+}

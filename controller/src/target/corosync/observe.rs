@@ -1,0 +1,454 @@
+//! Observe: live membership and votequorum numbers from `corosync-quorumtool -s -p`, running
+//! config versions from cmap, the master corosync.conf from the shared directory — and the
+//! replication every invocation performs, as pmxcfs does on Proxmox VE:
+//!
+//! 1. **Register the host**: touch `DIR/priv/pve-gitops/hosts/NAME`. A host registered within
+//!    [`HOST_TTL`] is up (powered on, controller running) even when it is not a corosync
+//!    member yet — that is how members learn that a standalone host can be joined.
+//! 2. **Sync the master**: when this node is in the master's nodelist and its corosync.conf
+//!    differs from the master, install the master (`.new` + rename) — unless the local corosync
+//!    already runs a *newer* config_version than the master (pmxcfs: "local corosync.conf is
+//!    newer"). Then record `VERSION DIGEST` in `DIR/nodes/NAME/corosync-synced`; the lock holder
+//!    reloads only when every member's record shows the new master.
+//! 3. **Publish the membership** (when corosync runs here) to
+//!    `DIR/priv/pve-gitops/membership.json`, so that a node whose corosync is down (a joining
+//!    node, a node being restarted) still sees the cluster's membership and quorum.
+//!
+//! Steps 1–3 also run under `--dry-run`: they never change the master, never reload and never
+//! start or stop anything; they only keep this node's replica current, as pmxcfs would.
+
+use super::tools::{self, QuorumStatus, TOOL_TIMEOUT};
+use super::{digest, lock, tool, CorosyncTarget, HOSTS_DIR, MEMBERSHIP_FILE, SYNC_RECORD};
+use crate::configfs::{atomic_write, ConfigFs};
+use crate::observed::{Host, Membership, Observed, ObservedGuest};
+use crate::target::TargetError;
+use pve_gitops_schema::corosync::Document;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+/// A host registration (or published membership) older than this is ignored.
+pub const HOST_TTL: Duration = Duration::from_secs(120);
+
+/// What the local corosync reports.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    /// `corosync-quorumtool -s -p` (None: corosync is not running here).
+    pub status: Option<QuorumStatus>,
+    /// cmap `totem.config_version` (the version corosync runs).
+    pub running_version: Option<u64>,
+    /// `runtime.members.<id>.config_version` of the nodes in the membership only
+    /// (runtime.members keeps nodes that left).
+    pub member_versions: BTreeMap<u32, u64>,
+}
+
+/// The membership as a running member saw it, for nodes whose corosync is down.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Published {
+    /// The node that wrote it.
+    pub by: String,
+    /// Members by name.
+    pub online: Vec<String>,
+    /// Quorate.
+    pub quorate: bool,
+    /// Expected votes.
+    pub expected_votes: u32,
+    /// Total votes.
+    pub total_votes: u32,
+    /// Quorum.
+    pub quorum: u32,
+    /// Runtime expected-votes override.
+    pub runtime_expected: Option<u32>,
+    /// Running config_version per member.
+    pub versions: BTreeMap<String, u64>,
+    /// Votes per member.
+    pub votes: BTreeMap<String, u32>,
+}
+
+fn io_write(path: &Path) -> impl FnOnce(std::io::Error) -> TargetError + '_ {
+    move |source| TargetError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// `corosync-quorumtool -s -p` on this node (None: not running, or unreadable output).
+pub fn local_status(_t: &CorosyncTarget) -> Option<QuorumStatus> {
+    let out = tools::run(
+        &[tool("corosync-quorumtool"), "-s".into(), "-p".into()],
+        TOOL_TIMEOUT,
+    )
+    .ok()?;
+    if !matches!(out.code, Some(0 | 2)) {
+        return None;
+    }
+    tools::parse_quorum_status(&out.stdout).ok()
+}
+
+/// cmap `totem.config_version` on this node.
+pub fn running_version() -> Option<u64> {
+    let out = tools::run(
+        &[
+            tool("corosync-cmapctl"),
+            "-g".into(),
+            "totem.config_version".into(),
+        ],
+        TOOL_TIMEOUT,
+    )
+    .ok()?;
+    if !out.success() {
+        return None;
+    }
+    tools::parse_cmap(&out.stdout)
+        .ok()?
+        .first()
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
+/// The running config_version of every node in `members`, from `runtime.members`.
+pub fn member_versions(members: &BTreeSet<u32>) -> BTreeMap<u32, u64> {
+    let Ok(out) = tools::run(
+        &[tool("corosync-cmapctl"), "runtime.members".into()],
+        TOOL_TIMEOUT,
+    ) else {
+        return BTreeMap::new();
+    };
+    tools::parse_cmap(&out.stdout)
+        .map(|e| tools::member_config_versions(&e))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(id, _)| members.contains(id))
+        .collect()
+}
+
+/// Everything the local corosync reports.
+pub fn live(t: &CorosyncTarget) -> Live {
+    let Some(status) = local_status(t) else {
+        return Live::default();
+    };
+    let ids: BTreeSet<u32> = status.members.iter().map(|m| m.0).collect();
+    Live {
+        running_version: running_version(),
+        member_versions: member_versions(&ids),
+        status: Some(status),
+    }
+}
+
+/// The `totem.config_version` of a corosync.conf text (0 when absent or unparsable).
+pub fn version_of(text: &str) -> u64 {
+    Document::parse(text)
+        .ok()
+        .and_then(|d| d.view().totem.config_version)
+        .unwrap_or(0)
+}
+
+fn read_opt(path: &Path) -> Result<Option<String>, TargetError> {
+    match fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TargetError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The master corosync.conf text, if the cluster exists.
+///
+/// # Errors
+/// The file exists but cannot be read.
+pub fn read_master(t: &CorosyncTarget) -> Result<Option<String>, TargetError> {
+    read_opt(&t.master_path())
+}
+
+/// This node's sync record path.
+pub fn record_path(t: &CorosyncTarget, node: &str) -> std::path::PathBuf {
+    t.opts.shared.join("nodes").join(node).join(SYNC_RECORD)
+}
+
+/// `(version, digest)` of `node`'s sync record.
+pub fn read_record(t: &CorosyncTarget, node: &str) -> Option<(u64, String)> {
+    let s = fs::read_to_string(record_path(t, node)).ok()?;
+    let mut w = s.split_whitespace();
+    Some((w.next()?.parse().ok()?, w.next()?.to_string()))
+}
+
+/// Install `master` as this node's corosync.conf when it differs (and corosync here does not
+/// run a newer version), and record it. Returns whether the local file was written.
+///
+/// # Errors
+/// The local file or the record cannot be written.
+pub fn sync_text(
+    t: &CorosyncTarget,
+    master: &str,
+    running: Option<u64>,
+) -> Result<bool, TargetError> {
+    let Ok(doc) = Document::parse(master) else {
+        return Ok(false);
+    };
+    if doc.view().node_by_name(&t.opts.node).is_none() {
+        return Ok(false);
+    }
+    let version = doc.view().totem.config_version.unwrap_or(0);
+    if running.is_some_and(|r| r > version) {
+        return Ok(false);
+    }
+    let local = read_opt(&t.opts.local_conf)?;
+    let mut wrote = false;
+    if local.as_deref() != Some(master) {
+        if let Some(dir) = t.opts.local_conf.parent() {
+            fs::create_dir_all(dir).map_err(io_write(dir))?;
+        }
+        atomic_write(&t.opts.local_conf, master.as_bytes())
+            .map_err(io_write(&t.opts.local_conf))?;
+        eprintln!(
+            "pve-gitops: {}: installed the master corosync.conf (config_version {version}) as {}",
+            t.opts.node,
+            t.opts.local_conf.display()
+        );
+        wrote = true;
+    }
+    let record = format!("{version} {}\n", digest(master));
+    let path = record_path(t, &t.opts.node);
+    if fs::read_to_string(&path).ok().as_deref() != Some(record.as_str()) {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_write(dir))?;
+        }
+        atomic_write(&path, record.as_bytes()).map_err(io_write(&path))?;
+    }
+    Ok(wrote)
+}
+
+/// Sync the current master now (used while waiting for the lock or for other nodes).
+///
+/// # Errors
+/// As [`sync_text`].
+pub fn sync_now(t: &CorosyncTarget) -> Result<(), TargetError> {
+    if let Some(master) = read_master(t)? {
+        sync_text(t, &master, running_version())?;
+    }
+    Ok(())
+}
+
+/// Register this host (touch `DIR/priv/pve-gitops/hosts/NAME`).
+///
+/// # Errors
+/// The registration cannot be written.
+pub fn register(t: &CorosyncTarget) -> Result<(), TargetError> {
+    let dir = t.opts.shared.join(HOSTS_DIR);
+    fs::create_dir_all(&dir).map_err(io_write(&dir))?;
+    let path = dir.join(&t.opts.node);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    fs::write(&path, format!("{now}\n")).map_err(io_write(&path))
+}
+
+fn fresh(path: &Path) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|age| age < HOST_TTL)
+}
+
+/// Hosts registered within [`HOST_TTL`].
+pub fn registered_hosts(t: &CorosyncTarget) -> BTreeSet<String> {
+    let Ok(rd) = fs::read_dir(t.opts.shared.join(HOSTS_DIR)) else {
+        return BTreeSet::new();
+    };
+    rd.flatten()
+        .filter(|e| fresh(&e.path()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
+}
+
+/// nodeid -> name from the nodelist.
+fn names(doc: Option<&Document>) -> BTreeMap<u32, String> {
+    doc.map(|d| {
+        d.view()
+            .nodes
+            .into_iter()
+            .filter_map(|n| Some((n.nodeid?, n.name?)))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The membership and per-member versions as this node's corosync reports them.
+pub fn published(t: &CorosyncTarget, doc: Option<&Document>, live: &Live) -> Option<Published> {
+    let st = live.status.as_ref()?;
+    let ids = names(doc);
+    let name = |id: u32, printed: &str| -> String {
+        ids.get(&id).cloned().unwrap_or_else(|| {
+            if printed.is_empty() {
+                id.to_string()
+            } else {
+                printed.to_string()
+            }
+        })
+    };
+    let config_expected = doc.map(|d| {
+        let v = d.view();
+        v.quorum.expected_votes.unwrap_or_else(|| {
+            v.nodes
+                .iter()
+                .map(|n| n.quorum_votes.unwrap_or(1))
+                .sum::<u32>()
+        })
+    });
+    Some(Published {
+        by: t.opts.node.clone(),
+        online: st.members.iter().map(|(id, _, n)| name(*id, n)).collect(),
+        quorate: st.quorate,
+        expected_votes: st.expected_votes,
+        total_votes: st.total_votes,
+        quorum: st.quorum,
+        runtime_expected: match config_expected {
+            Some(c) if c != st.expected_votes => Some(st.expected_votes),
+            _ => None,
+        },
+        versions: st
+            .members
+            .iter()
+            .filter_map(|(id, _, n)| {
+                // runtime.members.<id>.config_version is refreshed when the membership
+                // changes, not by a reload (which is cluster-wide and verified): a member
+                // runs at least the version this node runs.
+                let v = match (live.member_versions.get(id).copied(), live.running_version) {
+                    (Some(m), Some(r)) => m.max(r),
+                    (m, r) => m.or(r)?,
+                };
+                Some((name(*id, n), v))
+            })
+            .collect(),
+        votes: st
+            .members
+            .iter()
+            .map(|(id, v, n)| (name(*id, n), *v))
+            .collect(),
+    })
+}
+
+/// The membership a running member published, if it is fresh, without this node (whose
+/// corosync is not running).
+fn read_published(t: &CorosyncTarget) -> Option<Published> {
+    let path = t.opts.shared.join(MEMBERSHIP_FILE);
+    if !fresh(&path) {
+        return None;
+    }
+    let mut p: Published = serde_json::from_str(&fs::read_to_string(&path).ok()?).ok()?;
+    if p.online.iter().any(|n| n == &t.opts.node) {
+        let mine = p.votes.get(&t.opts.node).copied().unwrap_or(1);
+        p.online.retain(|n| n != &t.opts.node);
+        p.versions.remove(&t.opts.node);
+        p.total_votes = p.total_votes.saturating_sub(mine);
+        p.quorate = p.quorate && p.total_votes >= p.quorum;
+    }
+    Some(p)
+}
+
+fn publish(t: &CorosyncTarget, p: &Published) -> Result<(), TargetError> {
+    let path = t.opts.shared.join(MEMBERSHIP_FILE);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io_write(dir))?;
+    }
+    let text = serde_json::to_string_pretty(p).unwrap_or_default();
+    atomic_write(&path, text.as_bytes()).map_err(io_write(&path))
+}
+
+/// Read the live state (and replicate; see the module docs).
+///
+/// # Errors
+/// The shared directory cannot be read or written, or the master corosync.conf does not parse.
+pub fn observe(t: &CorosyncTarget) -> Result<Observed, TargetError> {
+    register(t)?;
+    let live = live(t);
+    let master = read_master(t)?;
+    let text = match &master {
+        Some(m) => Some(m.clone()),
+        // Adopting a running corosync cluster whose shared directory is still empty: its local
+        // conf stands in for the master until the first write creates the master.
+        None if live.status.is_some() => read_opt(&t.opts.local_conf)?,
+        None => None,
+    };
+    let doc = match &text {
+        Some(s) => Some(Document::parse(s).map_err(|e| TargetError::Parse {
+            path: t.master_path(),
+            message: e.to_string(),
+        })?),
+        None => None,
+    };
+    if let Some(m) = &master {
+        sync_text(t, m, live.running_version)?;
+    }
+    let pubd = match published(t, doc.as_ref(), &live) {
+        Some(p) => {
+            if doc.is_some() {
+                publish(t, &p)?;
+            }
+            Some(p)
+        }
+        None if doc.is_some() => read_published(t),
+        None => None,
+    };
+    let mut o = Observed::default();
+    if let Some(p) = &pubd {
+        o.membership = Membership {
+            online: p.online.iter().cloned().collect(),
+            quorate: p.quorate,
+            expected_votes: p.expected_votes,
+            total_votes: p.total_votes,
+            quorum: p.quorum,
+            runtime_expected: p.runtime_expected,
+        };
+        o.node_config_versions = p.versions.clone();
+    }
+    let registered = registered_hosts(t);
+    let mut hosts: BTreeSet<String> = t.opts.manifest_nodes.clone();
+    hosts.extend(names(doc.as_ref()).into_values());
+    hosts.insert(t.opts.node.clone());
+    for name in hosts {
+        let online = name == t.opts.node
+            || o.membership.online.contains(&name)
+            || registered.contains(&name);
+        o.hosts.insert(
+            name.clone(),
+            Host {
+                name,
+                online,
+                memory_mib: 0,
+            },
+        );
+    }
+    o.corosync = doc;
+    let fs = ConfigFs::read(&t.opts.shared).map_err(|e| TargetError::Unavailable(e.to_string()))?;
+    if let Some((_, dc)) = &fs.datacenter {
+        o.datacenter = dc.clone();
+    }
+    for g in &fs.guests {
+        o.guests.entry(g.vmid).or_insert_with(|| ObservedGuest {
+            vmid: g.vmid,
+            gtype: g.gtype,
+            node: g.node.clone(),
+            lock: g.config.lock.clone(),
+            memory_mib: g.config.memory_mib.unwrap_or(0),
+            running: false,
+        });
+    }
+    let in_nodelist: BTreeSet<String> = names(o.corosync.as_ref()).into_values().collect();
+    let mut leftover: BTreeSet<String> = BTreeSet::new();
+    if o.corosync.is_some() {
+        for g in o.guests.values() {
+            if !in_nodelist.contains(&g.node) {
+                leftover.insert(g.node.clone());
+            }
+        }
+    }
+    o.leftover_node_dirs = leftover.into_iter().collect();
+    o.lock = lock::holder(&t.opts.shared, lock::COROSYNC_LOCK).map(|h| h.holder);
+    Ok(o)
+}

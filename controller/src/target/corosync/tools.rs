@@ -1,0 +1,491 @@
+//! Running the corosync tools and the operator's start/stop commands as argument vectors (never
+//! through a shell), and parsing the tools' output.
+//!
+//! The parsers follow the corosync 3 formats of `reference/domain.md` §3 (adapted from the e2e
+//! harness's parsers, which check the same formats against a live cluster).
+
+use crate::target::TargetError;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Time limit of one corosync tool invocation.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time limit of a start or stop command.
+pub const SERVICE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a finished command printed and how it exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The exit code (None: killed by a signal or by the time limit).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// Exit code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// stderr and stdout, trimmed, for an error message.
+    pub fn message(&self) -> String {
+        let mut parts = Vec::new();
+        for s in [&self.stderr, &self.stdout] {
+            let t = s.trim();
+            if !t.is_empty() {
+                parts.push(t.to_string());
+            }
+        }
+        let status = match self.code {
+            Some(c) => format!("exit status {c}"),
+            None => "killed (signal or time limit)".to_string(),
+        };
+        if parts.is_empty() {
+            status
+        } else {
+            format!("{status}: {}", parts.join(" / "))
+        }
+    }
+}
+
+/// `argv` as one line for messages (words with spaces are quoted).
+pub fn describe(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn reader<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut r) = r {
+            let _ = r.read_to_end(&mut buf);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// Run `argv` with a time limit, capturing its output through pipes.
+///
+/// # Errors
+/// [`TargetError::Command`] when the program cannot be started (not installed).
+pub fn run(argv: &[String], timeout: Duration) -> Result<Output, TargetError> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(TargetError::Unavailable("empty command".into()));
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| TargetError::Command {
+            command: describe(argv),
+            message: format!("cannot start: {e}"),
+        })?;
+    let out = reader(child.stdout.take());
+    let err = reader(child.stderr.take());
+    let code = wait(&mut child, timeout);
+    Ok(Output {
+        code,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// Run a start/stop command: its output goes to a file, not a pipe, because the command may
+/// leave a daemon behind that inherits it (a pipe would never reach end-of-file).
+///
+/// # Errors
+/// [`TargetError::Command`] when the program cannot be started.
+pub fn run_service(argv: &[String], log: &Path) -> Result<Output, TargetError> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(TargetError::Unavailable("empty command".into()));
+    };
+    let open = || {
+        std::fs::File::create(log).map_err(|source| TargetError::Write {
+            path: log.to_path_buf(),
+            source,
+        })
+    };
+    let f = open()?;
+    let f2 = f.try_clone().map_err(|source| TargetError::Write {
+        path: log.to_path_buf(),
+        source,
+    })?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(f)
+        .stderr(f2)
+        .spawn()
+        .map_err(|e| TargetError::Command {
+            command: describe(argv),
+            message: format!("cannot start: {e}"),
+        })?;
+    let code = wait(&mut child, SERVICE_TIMEOUT);
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let _ = std::fs::remove_file(log);
+    let tail: Vec<&str> = text.lines().rev().take(20).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Ok(Output {
+        code,
+        stdout: String::new(),
+        stderr: tail.join("\n"),
+    })
+}
+
+fn wait(child: &mut std::process::Child, timeout: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return st.code(),
+            Ok(None) if start.elapsed() < timeout => thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// Split a command line into words the way a POSIX shell would for plain words, `'single'`
+/// and `"double"` quotes and backslash escapes — without expansions, pipes or redirections
+/// (the words are run directly, never through a shell).
+///
+/// # Errors
+/// An unterminated quote or a trailing backslash, or no words at all.
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unterminated ' in {line:?}")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => cur.push(c),
+                            Some('\n') => {}
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                            None => return Err(format!("unterminated \" in {line:?}")),
+                        },
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unterminated \" in {line:?}")),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') => {}
+                    Some(c) => cur.push(c),
+                    None => return Err(format!("trailing backslash in {line:?}")),
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    if words.is_empty() {
+        return Err("empty command".into());
+    }
+    Ok(words)
+}
+
+/// votequorum status as printed by `corosync-quorumtool -s -p`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    /// `Quorate: Yes`.
+    pub quorate: bool,
+    /// `Node ID:`, the local node.
+    pub local_nodeid: u32,
+    /// `Expected votes:`.
+    pub expected_votes: u32,
+    /// `Total votes:`.
+    pub total_votes: u32,
+    /// `Quorum:` (votes needed).
+    pub quorum: u32,
+    /// The members: (nodeid, votes, name as printed without ` (local)`), sorted by nodeid.
+    /// The Qdevice row (nodeid 0) is left out.
+    pub members: Vec<(u32, u32, String)>,
+}
+
+fn parse_u32(s: &str) -> Option<u32> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// Parse `corosync-quorumtool -s [-p]` output.
+///
+/// # Errors
+/// A missing field or a malformed membership row, with the text.
+pub fn parse_quorum_status(text: &str) -> Result<QuorumStatus, String> {
+    let field = |name: &str| -> Option<&str> {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim())
+        })
+    };
+    let num = |name: &str| -> Result<u32, String> {
+        let v = field(name).ok_or_else(|| format!("no `{name}:` line"))?;
+        parse_u32(v.split_whitespace().next().unwrap_or(""))
+            .ok_or_else(|| format!("bad `{name}:` value {v:?}"))
+    };
+    let quorate = match field("Quorate") {
+        Some("Yes") => true,
+        Some("No") => false,
+        other => return Err(format!("bad `Quorate:` value {other:?}")),
+    };
+    let mut members = Vec::new();
+    let mut columns: Option<Vec<String>> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("Nodeid") && t.contains("Votes") {
+            columns = Some(t.split_whitespace().map(str::to_string).collect());
+            continue;
+        }
+        let Some(cols) = &columns else { continue };
+        if t.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = t.split_whitespace().collect();
+        let id = words
+            .first()
+            .and_then(|w| parse_u32(w))
+            .ok_or_else(|| format!("bad membership row {t:?}"))?;
+        let votes = words
+            .get(1)
+            .and_then(|w| parse_u32(w))
+            .ok_or_else(|| format!("bad membership row {t:?}"))?;
+        // Name starts after Nodeid, Votes and (when present) the Qdevice column.
+        let skip = if cols.iter().any(|c| c == "Qdevice") {
+            3
+        } else {
+            2
+        };
+        let name = words
+            .get(skip..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|w| **w != "(local)")
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if id != 0 {
+            members.push((id, votes, name));
+        }
+    }
+    if columns.is_none() {
+        return Err("no membership table".into());
+    }
+    members.sort();
+    Ok(QuorumStatus {
+        quorate,
+        local_nodeid: num("Node ID")?,
+        expected_votes: num("Expected votes")?,
+        total_votes: num("Total votes")?,
+        quorum: num("Quorum")?,
+        members,
+    })
+}
+
+/// Parse `corosync-cmapctl` lines (`<key> (<type>) = <value>`) into (key, value) pairs.
+///
+/// # Errors
+/// A line that is not in that format.
+pub fn parse_cmap(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (key, rest) = line
+            .split_once(" (")
+            .ok_or_else(|| format!("bad cmap line {line:?}"))?;
+        let (_ty, value) = rest
+            .split_once(") = ")
+            .ok_or_else(|| format!("bad cmap line {line:?}"))?;
+        out.push((key.to_string(), value.to_string()));
+    }
+    Ok(out)
+}
+
+/// The `config_version` of each node in `runtime.members.<id>.config_version` lines.
+pub fn member_config_versions(entries: &[(String, String)]) -> Vec<(u32, u64)> {
+    entries
+        .iter()
+        .filter_map(|(k, v)| {
+            let id = k
+                .strip_prefix("runtime.members.")?
+                .strip_suffix(".config_version")?;
+            Some((id.parse().ok()?, v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = "Quorum information
+------------------
+Date:             Tue May  6 10:00:00 2025
+Quorum provider:  corosync_votequorum
+Nodes:            3
+Node ID:          1
+Ring ID:          1.9
+Quorate:          Yes
+
+Votequorum information
+----------------------
+Expected votes:   3
+Highest expected: 3
+Total votes:      3
+Quorum:           2  
+Flags:            Quorate 
+
+Membership information
+----------------------
+    Nodeid      Votes    Qdevice Name
+         3          1         NR pve3
+         1          1         NR pve1 (local)
+         2          1         NR pve2
+";
+
+    #[test]
+    fn quorum_status() {
+        let s = parse_quorum_status(STATUS).unwrap();
+        assert!(s.quorate);
+        assert_eq!(s.local_nodeid, 1);
+        assert_eq!((s.expected_votes, s.total_votes, s.quorum), (3, 3, 2));
+        assert_eq!(
+            s.members,
+            vec![
+                (1, 1, "pve1".to_string()),
+                (2, 1, "pve2".to_string()),
+                (3, 1, "pve3".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn quorum_status_blocked_without_qdevice_column() {
+        let text = STATUS
+            .replace("Quorate:          Yes", "Quorate:          No")
+            .replace(
+                "Quorum:           2  ",
+                "Quorum:           2 Activity blocked",
+            )
+            .replace(
+                "    Nodeid      Votes    Qdevice Name",
+                "    Nodeid      Votes Name",
+            )
+            .replace("         NR ", " ");
+        let s = parse_quorum_status(&text).unwrap();
+        assert!(!s.quorate);
+        assert_eq!(s.quorum, 2);
+        assert_eq!(s.members[0], (1, 1, "pve1".to_string()));
+    }
+
+    #[test]
+    fn truncated_status_is_an_error() {
+        assert!(parse_quorum_status("Quorate: Yes\n").is_err());
+        assert!(parse_quorum_status(&STATUS.replace("Membership", "")[..300]).is_err());
+    }
+
+    #[test]
+    fn cmap_and_member_versions() {
+        let e = parse_cmap(
+            "runtime.members.1.config_version (u64) = 5\nruntime.members.1.ip (str) = r(0) ip(10.0.0.1) \nruntime.members.12.config_version (u64) = 4\n",
+        )
+        .unwrap();
+        assert_eq!(e[1].1, "r(0) ip(10.0.0.1) ");
+        assert_eq!(member_config_versions(&e), vec![(1, 5), (12, 4)]);
+        assert!(parse_cmap("garbage\n").is_err());
+    }
+
+    #[test]
+    fn words() {
+        assert_eq!(
+            split_words(r#"sh /a/b\ c.sh 'x y' "a \"q\" $b" -f"#).unwrap(),
+            vec!["sh", "/a/b c.sh", "x y", "a \"q\" $b", "-f"]
+        );
+        assert_eq!(
+            split_words("  systemctl   start corosync ").unwrap().len(),
+            3
+        );
+        assert_eq!(split_words("a ''").unwrap(), vec!["a", ""]);
+        assert!(split_words("a 'b").is_err());
+        assert!(split_words("a \"b").is_err());
+        assert!(split_words("a \\").is_err());
+        assert!(split_words("   ").is_err());
+    }
+
+    #[test]
+    fn describe_quotes() {
+        assert_eq!(
+            describe(&["a".into(), "b c".into(), "it's".into()]),
+            r"a 'b c' 'it'\''s'"
+        );
+    }
+
+    #[test]
+    fn run_captures_and_times_out() {
+        let out = run(
+            &[
+                "sh".into(),
+                "-c".into(),
+                "echo hi; echo err >&2; exit 3".into(),
+            ],
+            TOOL_TIMEOUT,
+        )
+        .unwrap();
+        assert_eq!(out.code, Some(3));
+        assert_eq!(out.stdout, "hi\n");
+        assert!(out.message().contains("err"));
+        let out = run(&["sleep".into(), "5".into()], Duration::from_millis(100)).unwrap();
+        assert_eq!(out.code, None);
+        assert!(run(&["/nonexistent/x".into()], TOOL_TIMEOUT).is_err());
+    }
+}
