@@ -29,6 +29,9 @@ pub struct Observed {
     pub lock: Option<String>,
     /// `nodes/NAME` directories of nodes that are not in the nodelist.
     pub leftover_node_dirs: Vec<String>,
+    /// Hosts that were removed with delnode: they keep the old authkey and corosync.conf and
+    /// can never join again without a reinstall.
+    pub needs_reinstall: BTreeSet<String>,
 }
 
 /// One host (a machine that is, or could become, a cluster node).

@@ -113,7 +113,8 @@ impl Status {
 
     /// Whether `Ready` is `True`.
     pub fn is_ready(&self) -> bool {
-        self.condition(kind::READY).is_some_and(|c| c.status == "True")
+        self.condition(kind::READY)
+            .is_some_and(|c| c.status == "True")
     }
 
     /// Set a condition; its transition time changes only when `status` changes.

@@ -91,12 +91,21 @@ pub fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, Strin
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read certificates from {}: {e}", files.cert.display()))?;
+        .map_err(|e| {
+            format!(
+                "cannot read certificates from {}: {e}",
+                files.cert.display()
+            )
+        })?;
     if certs.is_empty() {
         return Err(format!("no certificate in {}", files.cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| format!("cannot read the private key from {}: {e}", files.key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        format!(
+            "cannot read the private key from {}: {e}",
+            files.key.display()
+        )
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -197,8 +206,8 @@ pub async fn handle(rx: Arc<Receiver>, req: Request<Incoming>) -> Response<Body>
         Kind::Generic => &["x-signature-256", "x-hub-signature-256", "x-signature"],
     };
     let signature = header(&req, sig_names).map(str::to_string);
-    let event = header(&req, &["x-github-event", "x-gitea-event", "x-gogs-event"])
-        .map(str::to_string);
+    let event =
+        header(&req, &["x-github-event", "x-gitea-event", "x-gogs-event"]).map(str::to_string);
     let body = match http_body_util::Limited::new(req.into_body(), rx.cfg.max_body)
         .collect()
         .await

@@ -247,7 +247,9 @@ fn golden_plans() {
             // correct output could be written by hand).
             let goldens_ok = !txt_path.exists() || same;
             if !dir.join("expect.txt").exists() {
-                failures.push(format!("{case}: KNOWN-BUG needs an expect.txt with the correct expectation"));
+                failures.push(format!(
+                    "{case}: KNOWN-BUG needs an expect.txt with the correct expectation"
+                ));
             } else if goldens_ok && violations.is_empty() {
                 failures.push(format!(
                     "{case}: the planner now meets the reviewed expectation; delete {case}/KNOWN-BUG, \
@@ -264,7 +266,11 @@ fn golden_plans() {
                 if txt_path.exists() && want_txt != r.text {
                     let _ = write!(m, "{}", diff(&want_txt, &r.text));
                 } else {
-                    let _ = write!(m, "  the plan now:\n    {}", r.text.trim_end().replace('\n', "\n    "));
+                    let _ = write!(
+                        m,
+                        "  the plan now:\n    {}",
+                        r.text.trim_end().replace('\n', "\n    ")
+                    );
                 }
                 known.push(m);
             }

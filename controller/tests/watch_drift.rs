@@ -25,13 +25,18 @@ async fn hand_edit_is_corrected_on_resync() {
     hand_edit_votes(&sim, "tre", 2);
     assert!(!in_sync(&sim, THREE_NODE));
     let s = wait_status(&state, 20, "drift corrected", |s| {
-        s.history.first().is_some_and(|h| h.message.contains("drift corrected"))
+        s.history
+            .first()
+            .is_some_and(|h| h.message.contains("drift corrected"))
     })
     .await;
     assert!(s.is_ready());
     assert!(in_sync(&sim, THREE_NODE), "corrected");
     assert_eq!(s.observed_config_version, Some(4));
-    assert!(d.registry.encode().contains("pve_gitops_drift_detected_total 1"));
+    assert!(d
+        .registry
+        .encode()
+        .contains("pve_gitops_drift_detected_total 1"));
     d.stop().await.unwrap();
 }
 
@@ -54,7 +59,9 @@ async fn hand_edit_is_seen_by_the_file_watch_and_own_writes_are_ignored() {
 
     hand_edit_votes(&sim, "due", 3);
     let s = wait_status(&state, 10, "drift corrected", |s| {
-        s.history.first().is_some_and(|h| h.message.contains("drift corrected"))
+        s.history
+            .first()
+            .is_some_and(|h| h.message.contains("drift corrected"))
     })
     .await;
     assert!(s.is_ready());
@@ -62,7 +69,11 @@ async fn hand_edit_is_seen_by_the_file_watch_and_own_writes_are_ignored() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = reconciles(&d);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(reconciles(&d), after, "the correction did not trigger another run");
+    assert_eq!(
+        reconciles(&d),
+        after,
+        "the correction did not trigger another run"
+    );
     d.stop().await.unwrap();
 }
 
@@ -89,7 +100,11 @@ async fn report_mode_only_reports_drift_but_applies_new_revisions() {
     assert!(s.drift[0].contains("quorum_votes"), "{:?}", s.drift);
     // Resyncs keep reporting and never apply.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(corosync_conf(&sim), edited, "report mode changed the cluster");
+    assert_eq!(
+        corosync_conf(&sim),
+        edited,
+        "report mode changed the cluster"
+    );
     assert!(d.registry.encode().contains("pve_gitops_in_sync 0"));
 
     // A new revision is applied (and with it the drift goes away).
@@ -121,7 +136,10 @@ async fn suspended_daemon_reports_but_does_not_apply_until_resumed() {
     .await;
     assert!(s.condition(kind::READY).unwrap().message.contains(&c2));
     assert!(!s.drift.is_empty());
-    assert!(corosync_conf(&sim).contains("token_coefficient: 125"), "nothing applied");
+    assert!(
+        corosync_conf(&sim).contains("token_coefficient: 125"),
+        "nothing applied"
+    );
     assert!(s.last_applied_revision.as_deref().unwrap().ends_with(&c));
     st::resume(&state).unwrap();
     wait_status(&state, 10, "applied after resume", |s| ready_at(s, &c2)).await;

@@ -53,14 +53,22 @@ async fn bad_manifest_is_stalled_and_keeps_the_last_good_state_then_fix_is_ready
     let bad = repo.commit("cluster.yaml", &broken);
     let s = wait_status(&state, 20, "Stalled", |s| {
         s.condition(kind::STALLED).is_some()
-            && s.last_attempted_revision.as_deref().is_some_and(|r| r.ends_with(&bad))
+            && s.last_attempted_revision
+                .as_deref()
+                .is_some_and(|r| r.ends_with(&bad))
     })
     .await;
-    assert_eq!(reason(&s, kind::STALLED).as_deref(), Some("ValidationFailed"));
+    assert_eq!(
+        reason(&s, kind::STALLED).as_deref(),
+        Some("ValidationFailed")
+    );
     assert!(!s.is_ready());
     let msg = &s.condition(kind::READY).unwrap().message;
     assert!(msg.contains("cluster.yaml:"), "located error: {msg}");
-    assert!(msg.contains(&good), "says the good revision stays applied: {msg}");
+    assert!(
+        msg.contains(&good),
+        "says the good revision stays applied: {msg}"
+    );
     assert!(s.last_applied_revision.as_deref().unwrap().ends_with(&good));
     assert_eq!(s.history[0].result, "invalid");
     // No retry storm: the stalled revision is not retried (history and file stay put).
@@ -167,7 +175,11 @@ fn ssh_keygen(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signature_verification_refuses_unsigned_and_unknown_signers() {
-    if std::process::Command::new("ssh-keygen").arg("-?").output().is_err() {
+    if std::process::Command::new("ssh-keygen")
+        .arg("-?")
+        .output()
+        .is_err()
+    {
         eprintln!("ssh-keygen not available; skipping");
         return;
     }
@@ -202,9 +214,20 @@ async fn signature_verification_refuses_unsigned_and_unknown_signers() {
         s.condition(kind::STALLED).is_some()
     })
     .await;
-    assert_eq!(reason(&s, kind::STALLED).as_deref(), Some("VerificationFailed"));
-    assert!(s.condition(kind::STALLED).unwrap().message.contains("not signed"));
-    assert!(s.last_attempted_revision.as_deref().unwrap().ends_with(&unsigned));
+    assert_eq!(
+        reason(&s, kind::STALLED).as_deref(),
+        Some("VerificationFailed")
+    );
+    assert!(s
+        .condition(kind::STALLED)
+        .unwrap()
+        .message
+        .contains("not signed"));
+    assert!(s
+        .last_attempted_revision
+        .as_deref()
+        .unwrap()
+        .ends_with(&unsigned));
     assert!(corosync_conf(&sim).is_empty(), "nothing applied");
 
     let args = sign_with(&stranger);
@@ -214,11 +237,19 @@ async fn signature_verification_refuses_unsigned_and_unknown_signers() {
     a.push("commit.gpgsign=true");
     let strange = repo.commit_with("cluster.yaml", &with_token_coefficient(130), &a);
     let s = wait_status(&state, 20, "unknown signer refused", |s| {
-        s.last_attempted_revision.as_deref().is_some_and(|r| r.ends_with(&strange))
+        s.last_attempted_revision
+            .as_deref()
+            .is_some_and(|r| r.ends_with(&strange))
             && s.condition(kind::STALLED).is_some()
     })
     .await;
-    assert!(s.condition(kind::STALLED).unwrap().message.contains("allowed signer"), "{s:#?}");
+    assert!(
+        s.condition(kind::STALLED)
+            .unwrap()
+            .message
+            .contains("allowed signer"),
+        "{s:#?}"
+    );
     assert!(corosync_conf(&sim).is_empty(), "nothing applied");
 
     let args = sign_with(&trusted);

@@ -44,7 +44,9 @@ fn source(args: &WatchArgs) -> Result<SourceSpec> {
             );
         }
         if args.branch.is_some() || args.path.is_some() {
-            bail!("--branch and --path apply to git sources only; a local source is the path itself");
+            bail!(
+                "--branch and --path apply to git sources only; a local source is the path itself"
+            );
         }
         if !std::path::Path::new(s).exists() {
             bail!("source path {s} does not exist");
@@ -83,7 +85,9 @@ fn target_options(args: &WatchArgs) -> Result<TargetOptions> {
     let t = &args.target;
     if let Some(dir) = t.target.as_deref().and_then(|s| s.strip_prefix("sim:")) {
         if !std::path::Path::new(dir).is_dir() {
-            bail!("sim directory {dir} does not exist (create it with `pve-gitops sim init {dir}`)");
+            bail!(
+                "sim directory {dir} does not exist (create it with `pve-gitops sim init {dir}`)"
+            );
         }
     }
     Ok(TargetOptions {
@@ -149,7 +153,9 @@ pub fn config(args: &WatchArgs) -> Result<Config> {
             max_body: MAX_BODY,
         });
     } else if args.insecure_http || args.tls_cert.is_some() || args.webhook_secret_file.is_some() {
-        bail!("--insecure-http, --tls-cert/--tls-key and --webhook-secret-file need --webhook-listen");
+        bail!(
+            "--insecure-http, --tls-cert/--tls-key and --webhook-secret-file need --webhook-listen"
+        );
     }
     Ok(cfg)
 }
@@ -197,7 +203,8 @@ fn spawn_signals(
     second: tokio::sync::oneshot::Sender<()>,
 ) -> Result<(), DaemonError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let io = |e: std::io::Error| DaemonError::Config(format!("cannot install signal handlers: {e}"));
+    let io =
+        |e: std::io::Error| DaemonError::Config(format!("cannot install signal handlers: {e}"));
     let mut term = signal(SignalKind::terminate()).map_err(io)?;
     let mut int = signal(SignalKind::interrupt()).map_err(io)?;
     let mut hup = signal(SignalKind::hangup()).map_err(io)?;

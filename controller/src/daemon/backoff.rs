@@ -89,7 +89,10 @@ mod tests {
         let delays: Vec<f64> = (0..8).map(|_| secs(b.next_delay())).collect();
         let bases = [0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0, 30.0];
         for (d, base) in delays.iter().zip(bases) {
-            assert!(*d >= base * 0.9 - 1e-9 && *d <= (base * 1.1).min(30.0) + 1e-9, "{d} vs {base}");
+            assert!(
+                *d >= base * 0.9 - 1e-9 && *d <= (base * 1.1).min(30.0) + 1e-9,
+                "{d} vs {base}"
+            );
         }
         b.reset();
         let d = secs(b.next_delay());

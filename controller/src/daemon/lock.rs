@@ -62,7 +62,10 @@ pub fn try_acquire(root: &Path, holder: &str) -> io::Result<Acquire> {
     for _ in 0..2 {
         match std::fs::create_dir(&dir) {
             Ok(()) => {
-                crate::configfs::atomic_write(&dir.join("holder"), format!("{holder}\n").as_bytes())?;
+                crate::configfs::atomic_write(
+                    &dir.join("holder"),
+                    format!("{holder}\n").as_bytes(),
+                )?;
                 return Ok(Acquire::Acquired(LockGuard {
                     dir,
                     holder: holder.to_string(),
@@ -167,7 +170,10 @@ mod tests {
         for p in [lock_dir(&root).join("holder"), lock_dir(&root)] {
             std::fs::File::open(&p).unwrap().set_modified(old).unwrap();
         }
-        assert!(matches!(try_acquire(&root, "c").unwrap(), Acquire::Acquired(_)));
+        assert!(matches!(
+            try_acquire(&root, "c").unwrap(),
+            Acquire::Acquired(_)
+        ));
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -141,11 +141,7 @@ pub fn default_holder(node: Option<&str>) -> String {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "localhost".into())
     });
-    format!(
-        "{host}/{}/{:04x}",
-        std::process::id(),
-        fastrand::u16(..)
-    )
+    format!("{host}/{}/{:04x}", std::process::id(), fastrand::u16(..))
 }
 
 /// Parse `500ms`, `30s`, `5m`, `1h`, `1h30m` (or plain seconds).
@@ -163,15 +159,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("empty duration".into());
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("invalid duration `{s}` (use e.g. 500ms, 30s, 5m, 1h)"));
+            return Err(format!(
+                "invalid duration `{s}` (use e.g. 500ms, 30s, 5m, 1h)"
+            ));
         }
         let n: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("invalid duration `{s}`"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         total += match unit {
@@ -179,7 +181,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n * 60),
             "h" => Duration::from_secs(n * 3600),
-            _ => return Err(format!("invalid duration `{s}` (use e.g. 500ms, 30s, 5m, 1h)")),
+            _ => {
+                return Err(format!(
+                    "invalid duration `{s}` (use e.g. 500ms, 30s, 5m, 1h)"
+                ))
+            }
         };
     }
     Ok(total)
@@ -304,7 +310,9 @@ impl Daemon {
 
     /// The metrics endpoint's bound address.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The metrics.
@@ -379,7 +387,11 @@ impl Daemon {
             ));
         }
         let _watchers = start_watchers(&cfg, &tx);
-        let mut worker = Some(worker::Worker::new(cfg.clone(), metrics.clone(), graceful.clone())?);
+        let mut worker = Some(worker::Worker::new(
+            cfg.clone(),
+            metrics.clone(),
+            graceful.clone(),
+        )?);
         let mut scheduler = Scheduler::new(cfg.debounce);
         scheduler.schedule_in(Trigger::Startup, Duration::ZERO);
         let mut inflight: Option<tokio::task::JoinHandle<(worker::Worker, worker::CycleResult)>> =
@@ -482,11 +494,7 @@ fn apply_result(s: &mut Scheduler, r: &worker::CycleResult) {
 
 /// An event for a watched live file: trigger unless the file has the content this daemon
 /// left in it (its own write) or already reacted to.
-fn check_target_file(
-    p: &Path,
-    own: &mut HashMap<PathBuf, Option<String>>,
-    s: &mut Scheduler,
-) {
+fn check_target_file(p: &Path, own: &mut HashMap<PathBuf, Option<String>>, s: &mut Scheduler) {
     let now = worker::hash_file(p);
     if own.get(p) == Some(&now) {
         tracing::trace!(path = %p.display(), "ignoring an event for our own write");
@@ -548,7 +556,10 @@ pub fn lock_root(opts: &TargetOptions) -> Option<PathBuf> {
 }
 
 /// Watch the path source, the target's live files and the suspend flag.
-fn start_watchers(cfg: &Config, tx: &mpsc::UnboundedSender<Event>) -> Vec<notify::RecommendedWatcher> {
+fn start_watchers(
+    cfg: &Config,
+    tx: &mpsc::UnboundedSender<Event>,
+) -> Vec<notify::RecommendedWatcher> {
     use crate::source::path::{absolute, watch};
     let mut out = Vec::new();
     if let SourceSpec::Path(p) = &cfg.source {

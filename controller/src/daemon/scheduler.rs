@@ -196,7 +196,11 @@ mod tests {
                 break;
             }
         }
-        assert!(Instant::now() - start <= ms(1050), "{:?}", Instant::now() - start);
+        assert!(
+            Instant::now() - start <= ms(1050),
+            "{:?}",
+            Instant::now() - start
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -232,7 +232,8 @@ impl Worker {
             None => String::new(),
         };
         self.status.last_attempted_revision = Some(revision.to_string());
-        self.status.set(kind::READY, false, reason, &format!("{message}{keep}"));
+        self.status
+            .set(kind::READY, false, reason, &format!("{message}{keep}"));
         self.status.set(kind::STALLED, true, reason, message);
         self.status.clear(kind::RECONCILING);
         self.stalled = Some(Stall {
@@ -243,7 +244,12 @@ impl Worker {
     }
 
     fn invalid(&mut self, revision: &str, errors: &[String]) -> CycleResult {
-        let mut msg = errors.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
+        let mut msg = errors
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
         if errors.len() > 5 {
             msg.push_str(&format!(" (and {} more)", errors.len() - 5));
         }
@@ -267,7 +273,12 @@ impl Worker {
         }
     }
 
-    async fn reconcile(&mut self, revision: String, cluster: Cluster, suspended: bool) -> CycleResult {
+    async fn reconcile(
+        &mut self,
+        revision: String,
+        cluster: Cluster,
+        suspended: bool,
+    ) -> CycleResult {
         let started = Instant::now();
         let started_at = status::now_rfc3339();
         let is_new = self.status.last_applied_revision.as_deref() != Some(revision.as_str());
@@ -303,10 +314,7 @@ impl Worker {
         };
         let mut out = CycleResult {
             cancel: vec![Trigger::Retry, Trigger::Gate],
-            requeue: vec![
-                self.poll(),
-                (Trigger::Resync, jittered(self.cfg.interval)),
-            ],
+            requeue: vec![self.poll(), (Trigger::Resync, jittered(self.cfg.interval))],
             hashes: None,
         };
         let (result, applied_kinds, config_version, hashes) = match run {
@@ -475,7 +483,8 @@ impl Worker {
                     applied_kinds.len()
                 );
                 tracing::warn!("{msg}");
-                self.status.set(kind::READY, false, "ReconciliationInterrupted", &msg);
+                self.status
+                    .set(kind::READY, false, "ReconciliationInterrupted", &msg);
                 self.status.clear(kind::RECONCILING);
                 entry.message = msg;
                 "cancelled"
@@ -483,7 +492,10 @@ impl Worker {
         };
         entry.result = result.to_string();
         self.finish(entry, result, secs);
-        if let (SourceSpec::Git(g), true) = (&self.cfg.source, result == "in_sync" || !applied_kinds.is_empty()) {
+        if let (SourceSpec::Git(g), true) = (
+            &self.cfg.source,
+            result == "in_sync" || !applied_kinds.is_empty(),
+        ) {
             let g = g.clone();
             let rev = revision.clone();
             let marked = tokio::task::spawn_blocking(move || g.mark_applied(&rev)).await;
@@ -496,7 +508,8 @@ impl Worker {
 
     fn succeeded(&mut self, revision: &str, msg: &str) {
         self.status.last_applied_revision = Some(revision.to_string());
-        self.status.set(kind::READY, true, "ReconciliationSucceeded", msg);
+        self.status
+            .set(kind::READY, true, "ReconciliationSucceeded", msg);
         self.status.clear(kind::RECONCILING);
         self.status.clear(kind::STALLED);
         self.status.pending_gates.clear();
@@ -514,7 +527,8 @@ impl Worker {
         let delay = self.backoff.next_delay();
         tracing::warn!(error = %msg, retry_in = ?delay, "reconcile failed");
         self.metrics.in_sync.set(0);
-        self.status.set(kind::READY, false, "ReconciliationFailed", msg);
+        self.status
+            .set(kind::READY, false, "ReconciliationFailed", msg);
         self.status.set(
             kind::RECONCILING,
             true,
@@ -573,7 +587,10 @@ impl Worker {
             let result = reconcile::run(&cluster, tgt.as_mut(), mode, &cancelled, &mut on_event);
             let config_version = tgt.observe().ok().map(|o| o.config_version());
             drop(guard);
-            let hashes = watched.iter().map(|p| (crate::source::path::watch_key(p), hash_file(p))).collect();
+            let hashes = watched
+                .iter()
+                .map(|p| (crate::source::path::watch_key(p), hash_file(p)))
+                .collect();
             Ok(Run::Done {
                 result,
                 applied_kinds,
@@ -581,6 +598,7 @@ impl Worker {
                 hashes,
             })
         });
-        task.await.map_err(|e| format!("reconcile task failed: {e}"))?
+        task.await
+            .map_err(|e| format!("reconcile task failed: {e}"))?
     }
 }

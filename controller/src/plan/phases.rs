@@ -386,11 +386,28 @@ fn join(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Opt
         let Some(via) = executor(model, &[&n.name]) else {
             continue;
         };
+        // A node joins on the links the cluster has now (corosync refuses a join with a link
+        // the others lack, or without one they have). New links are added for everybody by an
+        // update_corosync step after the join; links the manifest drops are removed before.
+        let live_links: BTreeSet<u8> = doc
+            .view()
+            .nodes
+            .iter()
+            .flat_map(|n| n.rings.keys().copied())
+            .collect();
+        let wanted = links_of(n);
+        if !live_links.iter().all(|l| wanted.contains_key(l)) {
+            continue;
+        }
+        let rings: BTreeMap<u8, String> = wanted
+            .into_iter()
+            .filter(|(l, _)| live_links.contains(l))
+            .collect();
         let entry = NodeEntry {
             name: n.name.clone(),
             nodeid: n.nodeid,
             quorum_votes: n.quorum_votes,
-            rings: links_of(n),
+            rings,
         };
         let mut next = doc.clone();
         next.add_node(&entry);
@@ -417,7 +434,12 @@ fn join(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Opt
             .guests_on(&n.name)
             .map(|g| g.vmid.to_string())
             .collect();
-        if !guests.is_empty() {
+        if model.needs_reinstall.contains(&n.name) {
+            step = step.blocked(format!(
+                "join refused: {} was removed from this cluster with delnode and keeps its old authkey and corosync.conf; reinstall it before it can join again",
+                n.name
+            ));
+        } else if !guests.is_empty() {
             step = step.blocked(format!(
                 "join refused: {} has guests ({}); a joining node must have none (pvecm add); move or remove them first",
                 n.name,
@@ -514,8 +536,8 @@ fn migrate(
             guest_type: g.gtype,
             from: g.node.clone(),
             to: to.to_string(),
-            online: qemu && g.running,
-            restart: !qemu && g.running,
+            online: qemu && g.running && online,
+            restart: !qemu && g.running && online,
             migration_network: m
                 .and_then(|m| m.network)
                 .filter(|_| qemu)

@@ -169,12 +169,11 @@ impl GitSource {
                 reason: self.clean(&reason),
             })?;
         }
-        let files = read_manifests(&repo, head, &self.path).map_err(|message| {
-            SourceError::Path {
+        let files =
+            read_manifests(&repo, head, &self.path).map_err(|message| SourceError::Path {
                 revision: revision.clone(),
                 message,
-            }
-        })?;
+            })?;
         Ok(Fetched { revision, files })
     }
 
@@ -264,7 +263,11 @@ pub fn commit_of(revision: &str) -> Option<Oid> {
 
 /// The manifest files at `path` in `commit`: one file, or every `*.yaml` / `*.yml` below a
 /// directory (sorted by path).
-fn read_manifests(repo: &Repository, commit: Oid, path: &str) -> Result<Vec<(String, String)>, String> {
+fn read_manifests(
+    repo: &Repository,
+    commit: Oid,
+    path: &str,
+) -> Result<Vec<(String, String)>, String> {
     let commit = repo
         .find_commit(commit)
         .map_err(|e| format!("commit not found: {}", e.message()))?;
@@ -285,13 +288,19 @@ fn read_manifests(repo: &Repository, commit: Oid, path: &str) -> Result<Vec<(Str
             .get_path(Path::new(trimmed))
             .map_err(|_| format!("path `{trimmed}` does not exist in the repository"))?;
         match entry.kind() {
-            Some(ObjectType::Blob) => return Ok(vec![(trimmed.to_string(), blob_text(entry.id(), trimmed)?)]),
+            Some(ObjectType::Blob) => {
+                return Ok(vec![(trimmed.to_string(), blob_text(entry.id(), trimmed)?)])
+            }
             Some(ObjectType::Tree) => (
                 repo.find_tree(entry.id())
                     .map_err(|e| format!("{trimmed}: {}", e.message()))?,
                 format!("{trimmed}/"),
             ),
-            _ => return Err(format!("path `{trimmed}` is neither a file nor a directory")),
+            _ => {
+                return Err(format!(
+                    "path `{trimmed}` is neither a file nor a directory"
+                ))
+            }
         }
     };
     let mut blobs: Vec<(String, Oid)> = Vec::new();
@@ -334,7 +343,9 @@ fn verify_commit(repo: &Repository, commit: Oid, v: &Verify) -> Result<(), Strin
     } else if sig.contains("BEGIN PGP SIGNATURE") {
         "gpg"
     } else {
-        return Err("unsupported signature format (only SSH and GPG signatures are checked)".into());
+        return Err(
+            "unsupported signature format (only SSH and GPG signatures are checked)".into(),
+        );
     };
     let mut cmd = std::process::Command::new("git");
     cmd.arg("--git-dir")
@@ -365,7 +376,9 @@ fn verify_commit(repo: &Repository, commit: Oid, v: &Verify) -> Result<(), Strin
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with("[GNUPG:]"))
         .unwrap_or("no allowed signer");
-    Err(format!("{kind} signature not from an allowed signer: {first}"))
+    Err(format!(
+        "{kind} signature not from an allowed signer: {first}"
+    ))
 }
 
 #[cfg(test)]

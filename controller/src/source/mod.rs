@@ -124,9 +124,7 @@ impl SourceError {
     /// How the loop treats it.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            SourceError::Fetch { .. } | SourceError::BranchNotFound { .. } => {
-                ErrorKind::Transient
-            }
+            SourceError::Fetch { .. } | SourceError::BranchNotFound { .. } => ErrorKind::Transient,
             SourceError::Read(_) => ErrorKind::Transient,
             SourceError::Rewind { .. }
             | SourceError::Signature { .. }
@@ -401,7 +399,9 @@ mod tests {
 
     #[test]
     fn select_reports_located_errors() {
-        let bad = GOOD.replace("NAME", "one").replace("nodeid: 1", "nodeid: x");
+        let bad = GOOD
+            .replace("NAME", "one")
+            .replace("nodeid: 1", "nodeid: x");
         let files = vec![("c.yaml".to_string(), bad)];
         let err = select_cluster(&files, None).err().unwrap_or_default();
         assert!(err.iter().any(|e| e.starts_with("c.yaml:")), "{err:?}");

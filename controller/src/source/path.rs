@@ -36,9 +36,8 @@ impl PathSource {
             std::fs::read_to_string(p)
                 .map_err(|e| SourceError::Read(format!("cannot read {}: {e}", p.display())))
         };
-        let meta = std::fs::metadata(&self.path).map_err(|e| {
-            SourceError::Read(format!("cannot read {}: {e}", self.path.display()))
-        })?;
+        let meta = std::fs::metadata(&self.path)
+            .map_err(|e| SourceError::Read(format!("cannot read {}: {e}", self.path.display())))?;
         let mut files = Vec::new();
         if meta.is_dir() {
             let walker = walkdir::WalkDir::new(&self.path)
@@ -79,10 +78,12 @@ pub fn digest_revision(files: &[(String, String)]) -> String {
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Watch `paths` (files: their directory, non-recursively, filtered to the file; directories:

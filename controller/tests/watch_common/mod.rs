@@ -48,8 +48,18 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.invalid"])
-        .args(["-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.invalid",
+        ])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .env_remove("GIT_DIR")
         .output()
@@ -108,7 +118,13 @@ impl Repo {
     pub fn force_push(&self, commit: &str) {
         git(
             &self.work,
-            &["push", "-q", "--force", "origin", &format!("{commit}:refs/heads/main")],
+            &[
+                "push",
+                "-q",
+                "--force",
+                "origin",
+                &format!("{commit}:refs/heads/main"),
+            ],
         );
     }
 }
@@ -185,7 +201,12 @@ pub async fn start(cfg: Config) -> Running {
 }
 
 /// Poll the status file until `pred` holds (panics after `secs` with the last status).
-pub async fn wait_status(state: &Path, secs: u64, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
+pub async fn wait_status(
+    state: &Path,
+    secs: u64,
+    what: &str,
+    pred: impl Fn(&Status) -> bool,
+) -> Status {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let s = status::load(state).ok().flatten();
@@ -204,8 +225,7 @@ pub async fn wait_status(state: &Path, secs: u64, what: &str, pred: impl Fn(&Sta
 /// `Ready=True` at `revision` (a commit hash suffix).
 pub fn ready_at(s: &Status, commit: &str) -> bool {
     s.is_ready()
-        && s
-            .last_applied_revision
+        && s.last_applied_revision
             .as_deref()
             .is_some_and(|r| r.ends_with(commit))
 }

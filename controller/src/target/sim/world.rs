@@ -155,6 +155,13 @@ impl World {
                 runtime_expected: self.state.runtime_expected_votes,
                 ..Membership::default()
             },
+            needs_reinstall: self
+                .state
+                .hosts
+                .iter()
+                .filter(|(_, h)| h.removed)
+                .map(|(n, _)| n.clone())
+                .collect(),
             ..Observed::default()
         };
         o.recompute_membership();
