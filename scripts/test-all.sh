@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
-cargo run --locked -q -p pve-gitops -- validate examples/
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+cargo run -q -p pve-gitops -- validate examples/
