@@ -281,6 +281,30 @@ pub struct TargetArgs {
     /// corosync target: command that stops corosync (default: the service manager).
     #[arg(long, value_name = "CMD")]
     pub stop_cmd: Option<String>,
+    /// pve / pve-api targets: file holding the peer's root password for a join (first line;
+    /// never printed).
+    #[arg(long, value_name = "PATH")]
+    pub join_password_file: Option<PathBuf>,
+    /// pve-api target: file holding the API token `USER@REALM!TOKENID=SECRET` (never printed).
+    #[arg(long, value_name = "PATH")]
+    pub api_token_file: Option<PathBuf>,
+    /// SHA-256 certificate fingerprint `XX:XX:..` (repeatable). pve-api: pin the API
+    /// server's certificate; pve: the join peer's certificate (`pvecm add --fingerprint`).
+    #[arg(long, value_name = "FP")]
+    pub fingerprint: Vec<String>,
+    /// pve-api target: PEM file of CA certificates to verify the API server with.
+    #[arg(long, value_name = "PATH")]
+    pub ca_bundle: Option<PathBuf>,
+    /// pve target: join over ssh (`pvecm add --use_ssh 1`) instead of the join API.
+    #[arg(long)]
+    pub use_ssh: bool,
+    /// pve / pve-api targets: migrate qemu guests together with their local disks.
+    #[arg(long)]
+    pub with_local_disks: bool,
+    /// pve-api target: NAME=URL of a host that is not a member yet (create and join run on
+    /// that host's API; repeatable).
+    #[arg(long, value_name = "NAME=URL")]
+    pub api_node: Vec<String>,
 }
 
 /// `conf` subcommands.

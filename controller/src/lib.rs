@@ -6,6 +6,7 @@
 //! deterministic, no I/O); the plan is rendered for `--dry-run` or applied step by step,
 //! re-observing before each step so that a step whose effect is present is skipped.
 
+pub mod cfs_lock;
 pub mod configfs;
 pub mod daemon;
 pub mod metrics;

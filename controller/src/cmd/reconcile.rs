@@ -78,6 +78,13 @@ pub fn run(args: Args<'_>) -> Result<Outcome> {
         authkey: args.target.authkey.clone(),
         start_cmd: args.target.start_cmd.clone(),
         stop_cmd: args.target.stop_cmd.clone(),
+        join_password_file: args.target.join_password_file.clone(),
+        api_token_file: args.target.api_token_file.clone(),
+        fingerprints: args.target.fingerprint.clone(),
+        ca_bundle: args.target.ca_bundle.clone(),
+        use_ssh: args.target.use_ssh,
+        with_local_disks: args.target.with_local_disks,
+        api_nodes: args.target.api_node.clone(),
     };
     let (mut tgt, note) = target::resolve(&opts, &cluster)?;
     let described = tgt.describe();

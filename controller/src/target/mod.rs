@@ -2,6 +2,8 @@
 //! same trait; the planner never knows which one it has.
 
 pub mod corosync;
+pub mod pve;
+pub mod pve_api;
 pub mod sim;
 
 use crate::observed::Observed;
@@ -120,6 +122,22 @@ pub struct TargetOptions {
     pub start_cmd: Option<String>,
     /// `--stop-cmd` (corosync target).
     pub stop_cmd: Option<String>,
+    /// `--join-password-file` (pve targets): the peer's root password for a join.
+    pub join_password_file: Option<PathBuf>,
+    /// `--api-token-file` (pve-api target): `USER@REALM!TOKENID=SECRET`.
+    pub api_token_file: Option<PathBuf>,
+    /// `--fingerprint` (pve targets): SHA-256 certificate fingerprints; pve-api pins the
+    /// API server's certificate to one of them, pve passes the first to `pvecm add`.
+    pub fingerprints: Vec<String>,
+    /// `--ca-bundle` (pve-api target): PEM CA certificates to verify the API server with.
+    pub ca_bundle: Option<PathBuf>,
+    /// `--use-ssh` (pve target): join with `pvecm add --use_ssh 1`.
+    pub use_ssh: bool,
+    /// `--with-local-disks` (pve targets): migrate qemu guests with their local disks.
+    pub with_local_disks: bool,
+    /// `--api-node NAME=URL` (pve-api target): the API of a host that is not (yet) a
+    /// member, for create and join, which run on that host.
+    pub api_nodes: Vec<String>,
 }
 
 /// Open the target `opts` names (None: the default for this machine).
@@ -146,10 +164,31 @@ pub fn resolve(
             Box::new(corosync::CorosyncTarget::from_options(opts, cluster)?),
             None,
         )),
+        Some("pve") => Ok((Box::new(pve::PveTarget::open(pve_options(opts, cluster))?), None)),
+        Some(spec) if spec.starts_with("pve-api:") => Ok((
+            Box::new(pve_api::ApiTarget::open(&spec["pve-api:".len()..], opts, cluster)?),
+            None,
+        )),
         Some(other) => Err(TargetError::Unavailable(format!(
-            "unknown target `{other}`; use sim:DIR (a simulated cluster, or a copy of /etc/pve) or corosync"
+            "unknown target `{other}`; use sim:DIR (a simulated cluster, or a copy of /etc/pve), corosync, pve or pve-api:https://HOST:8006"
         ))),
-        None => default_target(cluster),
+        None => default_target(opts, cluster),
+    }
+}
+
+/// The `pve` target's options from the command line and the manifest's node names.
+fn pve_options(
+    opts: &TargetOptions,
+    cluster: &pve_gitops_schema::spec::Cluster,
+) -> pve::PveOptions {
+    pve::PveOptions {
+        node: opts.node.clone(),
+        manifest_nodes: cluster.spec.nodes.iter().map(|n| n.name.clone()).collect(),
+        join_password_file: opts.join_password_file.clone(),
+        fingerprint: opts.fingerprints.first().cloned(),
+        use_ssh: opts.use_ssh,
+        with_local_disks: opts.with_local_disks,
+        ..pve::PveOptions::default()
     }
 }
 
@@ -157,13 +196,13 @@ pub fn resolve(
 pub const DEFAULT_SIM_DIR: &str = ".pve-gitops/sim";
 
 fn default_target(
+    opts: &TargetOptions,
     cluster: &pve_gitops_schema::spec::Cluster,
 ) -> Result<(Box<dyn Target>, Option<String>), TargetError> {
     if std::path::Path::new("/etc/pve/.members").exists() {
-        return Err(TargetError::Unavailable(
-            "this is a Proxmox VE node (/etc/pve/.members exists) but the pve target is not available yet; \
-             to plan offline against a copy: cp -a /etc/pve /tmp/pve-copy and pass --target sim:/tmp/pve-copy"
-                .into(),
+        return Ok((
+            Box::new(pve::PveTarget::open(pve_options(opts, cluster))?),
+            Some("this is a Proxmox VE node (/etc/pve/.members exists)".to_string()),
         ));
     }
     let dir = std::path::Path::new(DEFAULT_SIM_DIR);
