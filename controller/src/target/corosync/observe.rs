@@ -335,7 +335,7 @@ pub fn published(t: &CorosyncTarget, doc: Option<&Document>, live: &Live) -> Opt
 
 /// The membership a running member published, if it is fresh, without this node (whose
 /// corosync is not running).
-fn read_published(t: &CorosyncTarget) -> Option<Published> {
+fn read_published(t: &CorosyncTarget, my_votes: u32) -> Option<Published> {
     let path = t.opts.shared.join(MEMBERSHIP_FILE);
     if !fresh(&path) {
         return None;
@@ -347,6 +347,12 @@ fn read_published(t: &CorosyncTarget) -> Option<Published> {
         p.versions.remove(&t.opts.node);
         p.total_votes = p.total_votes.saturating_sub(mine);
         p.quorate = p.quorate && p.total_votes >= p.quorum;
+    } else if !p.quorate && p.total_votes + my_votes >= p.quorum {
+        // The partition lacks exactly the votes of this node, which is in the nodelist and
+        // whose controller is about to start it (e.g. right after the second node of a cluster
+        // was added: expected 2, quorum 2, one vote present). Starting it restores quorum, so
+        // the planner must not stop at the quorum gate before its node-local start.
+        p.quorate = true;
     }
     Some(p)
 }
@@ -357,7 +363,11 @@ fn publish(t: &CorosyncTarget, p: &Published) -> Result<(), TargetError> {
         fs::create_dir_all(dir).map_err(io_write(dir))?;
     }
     let text = serde_json::to_string_pretty(p).unwrap_or_default();
-    atomic_write(&path, text.as_bytes()).map_err(io_write(&path))
+    // Every member publishes: a temporary name of our own, then rename (last writer wins).
+    let tmp = path.with_file_name(format!("membership.json.{}.tmp", t.opts.node));
+    fs::write(&tmp, text.as_bytes())
+        .and_then(|()| fs::rename(&tmp, &path))
+        .map_err(io_write(&path))
 }
 
 /// Read the live state (and replicate; see the module docs).
@@ -392,8 +402,14 @@ pub fn observe(t: &CorosyncTarget) -> Result<Observed, TargetError> {
             }
             Some(p)
         }
-        None if doc.is_some() => read_published(t),
-        None => None,
+        None => doc.as_ref().and_then(|d| {
+            let v = d.view();
+            let mine = v
+                .node_by_name(&t.opts.node)
+                .map(|n| n.quorum_votes.unwrap_or(1))
+                .unwrap_or(0);
+            read_published(t, mine)
+        }),
     };
     let mut o = Observed::default();
     if let Some(p) = &pubd {

@@ -1,0 +1,431 @@
+//! End-to-end scenarios: the real `pve-gitops` binary, run "on" each node of a real corosync 3
+//! cluster (inside the node's namespaces) with `--target corosync`, changes the cluster; every
+//! result is checked with corosync's own tools (`corosync-quorumtool`, `corosync-cmapctl`,
+//! `corosync-cfgtool`) run on the nodes.
+//!
+//! One controller per node, as in production: [`Cluster::converge`] runs `reconcile` on every
+//! given node at the same time and again (like the `watch` daemon's resync) until all of them
+//! report a converged cluster. corosync on a node is started and stopped by the controller
+//! through `--start-cmd`/`--stop-cmd`: two small scripts in the node's directory that run
+//! `corosync -f` in the background with a pidfile in the node's private `/run`.
+//!
+//! Needs root, corosync and a built binary: `cargo build -p pve-gitops` first (or set
+//! `PVE_GITOPS_BIN`).
+
+use pve_gitops_e2e::{preflight, pve_gitops_bin, wait_until, Harness, QuorumStatus};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Time limit of one `reconcile` run.
+const RUN_TIMEOUT: Duration = Duration::from_secs(240);
+/// Time limit of one [`Cluster::converge`].
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(240);
+
+const START_SH: &str = r#"#!/bin/sh
+# Start corosync in the background in this node's namespaces; pidfile in the private /run.
+# $1: log file, $2: the harness's pid log (for its shm cleanup).
+pidfile=/run/e2e-corosync.pid
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
+if [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; then exit 0; fi
+corosync -f >>"$1" 2>&1 </dev/null &
+echo $! >"$pidfile"
+echo $! >>"$2"
+"#;
+
+const STOP_SH: &str = r#"#!/bin/sh
+# Stop the corosync started by start.sh (SIGTERM; SIGKILL after 10 s).
+pidfile=/run/e2e-corosync.pid
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
+[ -f "$pidfile" ] || exit 0
+pid=$(cat "$pidfile")
+kill -TERM "$pid" 2>/dev/null
+i=0
+while alive "$pid"; do
+  i=$((i + 1))
+  if [ "$i" -gt 100 ]; then kill -KILL "$pid"; fi
+  sleep 0.1
+done
+rm -f "$pidfile"
+"#;
+
+/// One `reconcile` run on a node.
+#[derive(Debug, Clone)]
+struct Run {
+    node: usize,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    started: Instant,
+    ended: Instant,
+}
+
+impl Run {
+    /// Steps this run applied: `(kind, node)` of every step line followed by `done:`.
+    fn applied(&self) -> Vec<(String, String)> {
+        let lines: Vec<&str> = self.stdout.lines().collect();
+        let mut out = Vec::new();
+        for w in lines.windows(2) {
+            if w[1].trim_start().starts_with("done:") {
+                let mut words = w[0].split_whitespace().skip(1);
+                if let (Some(kind), Some(node)) = (words.next(), words.next()) {
+                    out.push((kind.to_string(), node.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    fn changed(&self) -> bool {
+        self.code != Some(0) || !self.applied().is_empty()
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "--- reconcile on pve{} exit {:?} ---",
+            self.node, self.code
+        )?;
+        writeln!(f, "{}", self.stdout.trim_end())?;
+        write!(f, "{}", self.stderr.trim_end())
+    }
+}
+
+struct Cluster {
+    h: Harness,
+    bin: PathBuf,
+    shared: PathBuf,
+    manifest: PathBuf,
+}
+
+fn need_binary() -> PathBuf {
+    pve_gitops_bin().unwrap_or_else(|| {
+        panic!(
+            "the pve-gitops binary was not found: run `cargo build -p pve-gitops` first (or set PVE_GITOPS_BIN)"
+        )
+    })
+}
+
+impl Cluster {
+    /// `n` standalone hosts (no corosync running, no corosync.conf) with `links` bridges.
+    fn new(prefix: &str, n: usize, links: usize) -> Option<Cluster> {
+        if !preflight(prefix) {
+            return None;
+        }
+        let bin = need_binary();
+        let h = Harness::new(prefix, n, links).expect("harness");
+        let shared = h.base_dir().join("shared");
+        fs::create_dir_all(&shared).expect("shared dir");
+        let manifest = h.base_dir().join("cluster.yaml");
+        let c = Cluster {
+            h,
+            bin,
+            shared,
+            manifest,
+        };
+        for i in c.h.node_ids() {
+            c.write_scripts(i);
+        }
+        Some(c)
+    }
+
+    fn write_scripts(&self, i: usize) {
+        let root = self.h.node_root(i).expect("node");
+        fs::write(root.join("start.sh"), START_SH).expect("start.sh");
+        fs::write(root.join("stop.sh"), STOP_SH).expect("stop.sh");
+    }
+
+    /// Add a standalone host.
+    fn add_host(&mut self) -> usize {
+        let i = self.h.add_node().expect("add node");
+        self.write_scripts(i);
+        i
+    }
+
+    fn addr(&self, i: usize, link: usize) -> String {
+        self.h.node_addr(i, link).to_string()
+    }
+
+    /// Write the manifest: `nodes` are `(index, links, absent)`; `extra_totem` and
+    /// `extra_spec` are YAML lines added under `spec.totem` and `spec`.
+    fn manifest(&self, nodes: &[(usize, Vec<String>, bool)], extra_totem: &str, extra_spec: &str) {
+        let mut y = String::from(
+            "apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: e2e\nspec:\n  totem:\n    transport: knet\n",
+        );
+        y.push_str(extra_totem);
+        y.push_str(extra_spec);
+        y.push_str("  nodes:\n");
+        for (i, addrs, absent) in nodes {
+            y.push_str(&format!("    - name: pve{i}\n      nodeid: {i}\n"));
+            for (l, a) in addrs.iter().enumerate() {
+                y.push_str(&format!("      ring{l}_addr: {a}\n"));
+            }
+            if *absent {
+                y.push_str("      state: absent\n");
+            }
+        }
+        fs::write(&self.manifest, y).expect("manifest");
+    }
+
+    /// The manifest with every node in `ids` present on link 0 only.
+    fn simple_manifest(&self, ids: &[usize]) {
+        let nodes: Vec<_> = ids
+            .iter()
+            .map(|&i| (i, vec![self.addr(i, 0)], false))
+            .collect();
+        self.manifest(&nodes, "", "");
+    }
+
+    fn args(&self, i: usize, extra: &[&str]) -> Vec<String> {
+        let root = self.h.node_root(i).expect("node");
+        let mut a: Vec<String> = vec![
+            "reconcile".into(),
+            "-f".into(),
+            self.manifest.display().to_string(),
+            "--target".into(),
+            "corosync".into(),
+            "--node".into(),
+            self.h.node_name(i),
+            "--config-dir".into(),
+            self.shared.display().to_string(),
+            "--start-cmd".into(),
+            format!(
+                "sh {} {} {}",
+                root.join("start.sh").display(),
+                root.join("corosync.stderr.log").display(),
+                self.h.base_dir().join("pids").display()
+            ),
+            "--stop-cmd".into(),
+            format!("sh {}", root.join("stop.sh").display()),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
+
+    /// One `reconcile` (or with `extra` args, e.g. `--dry-run`) on node `i`.
+    fn reconcile(&self, i: usize, extra: &[&str]) -> Run {
+        let started = Instant::now();
+        let out = self
+            .h
+            .run_on_node_timeout(i, &self.bin, self.args(i, extra), &[], RUN_TIMEOUT)
+            .expect("run pve-gitops");
+        Run {
+            node: i,
+            code: out.code(),
+            stdout: out.stdout.clone(),
+            stderr: out.stderr.clone(),
+            started,
+            ended: Instant::now(),
+        }
+    }
+
+    /// Run `reconcile` on every node of `nodes` at once, again and again, until all of them
+    /// exit 0 without applying anything in runs started after the last change anywhere (the
+    /// per-node daemons' steady state). Panics on exit 2 or time-out, printing every run.
+    fn converge(&self, nodes: &[usize]) -> Vec<Run> {
+        let runs: Mutex<Vec<Run>> = Mutex::new(Vec::new());
+        let deadline = Instant::now() + CONVERGE_TIMEOUT;
+        let done = |runs: &[Run]| -> bool {
+            let last_change = runs.iter().filter(|r| r.changed()).map(|r| r.ended).max();
+            nodes.iter().all(|n| {
+                runs.iter()
+                    .rev()
+                    .find(|r| r.node == *n)
+                    .is_some_and(|r| !r.changed() && last_change.is_none_or(|c| r.started > c))
+            })
+        };
+        let failed = |runs: &[Run]| runs.iter().any(|r| r.code != Some(0) && r.code != Some(1));
+        thread::scope(|s| {
+            for &n in nodes {
+                let runs = &runs;
+                s.spawn(move || loop {
+                    {
+                        let r = runs.lock().expect("lock");
+                        if done(&r) || failed(&r) || Instant::now() > deadline {
+                            return;
+                        }
+                    }
+                    let run = self.reconcile(n, &[]);
+                    let code = run.code;
+                    runs.lock().expect("lock").push(run);
+                    if code == Some(1) {
+                        thread::sleep(Duration::from_millis(300));
+                    }
+                });
+            }
+        });
+        let runs = runs.into_inner().expect("lock");
+        if failed(&runs) || !done(&runs) {
+            let all: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+            panic!(
+                "controllers on {nodes:?} did not converge ({}):\n{}",
+                if failed(&runs) {
+                    "a run failed"
+                } else {
+                    "time-out"
+                },
+                all.join("\n")
+            );
+        }
+        runs
+    }
+
+    /// `reconcile --dry-run` on node `i` must show an empty plan (exit 0).
+    fn assert_in_sync(&self, i: usize) {
+        let r = self.reconcile(i, &["--dry-run"]);
+        assert_eq!(r.code, Some(0), "plan on pve{i} is not empty:\n{r}");
+    }
+
+    fn status(&self, i: usize) -> QuorumStatus {
+        self.h.quorum_status(i).expect("corosync-quorumtool")
+    }
+
+    /// Wait until node `i` reports a quorate membership of exactly `members`.
+    fn wait_members(&self, i: usize, members: &[u32]) -> QuorumStatus {
+        let mut last = None;
+        let ok = wait_until(Duration::from_secs(60), || {
+            last = self.h.quorum_status(i).ok();
+            last.as_ref()
+                .is_some_and(|s| s.quorate && s.members == members)
+        });
+        assert!(
+            ok.is_ok(),
+            "pve{i} never had quorate members {members:?}; last {last:?}\n{}",
+            self.h.log_tail(i, 30)
+        );
+        last.expect("status")
+    }
+
+    fn running_version(&self, i: usize) -> u64 {
+        self.h.config_version(i).expect("cmap totem.config_version")
+    }
+
+    fn local_conf(&self, i: usize) -> String {
+        self.h.read_conf(i).unwrap_or_default()
+    }
+
+    fn master(&self) -> String {
+        fs::read_to_string(self.shared.join("corosync.conf")).unwrap_or_default()
+    }
+
+    /// Stop corosync on node `i` the way an operator would (its stop script).
+    fn stop_node(&self, i: usize) {
+        let root = self.h.node_root(i).expect("node");
+        let out = self
+            .h
+            .run_on_node(i, "sh", [root.join("stop.sh")], &[])
+            .expect("stop");
+        assert!(out.success(), "stop.sh on pve{i}: {out:?}");
+    }
+
+    /// Every cluster-wide step applied exactly once across all controllers' runs.
+    fn applied(runs: &[Run]) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for r in runs {
+            for (kind, node) in r.applied() {
+                *m.entry(format!("{kind} {node}")).or_insert(0) += 1;
+            }
+        }
+        m
+    }
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+fn note(test: &str, what: &str, t: Instant) {
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "TIMING {test}: {what}: {:.1} s",
+        secs(t)
+    );
+}
+
+fn all_same(c: &Cluster, ids: &[usize]) -> String {
+    let master = c.master();
+    for &i in ids {
+        assert_eq!(
+            c.local_conf(i),
+            master,
+            "pve{i}'s corosync.conf differs from the master"
+        );
+    }
+    master
+}
+
+/// Create a 3-node cluster from three standalone hosts with one manifest (three controllers at
+/// once: each cluster-wide step exactly once), join a 4th by adding it to the manifest, then
+/// remove it (`state: absent`): the run stops at the power-off gate, the operator stops its
+/// corosync, the next run removes it and expected votes drop.
+#[test]
+fn a_create_join_remove() {
+    let Some(mut c) = Cluster::new("sca", 3, 1) else {
+        return;
+    };
+    let t0 = Instant::now();
+    c.simple_manifest(&[1, 2, 3]);
+    let runs = c.converge(&[1, 2, 3]);
+    note("a", "create 3 nodes", t0);
+    for i in 1..=3 {
+        let st = c.wait_members(i, &[1, 2, 3]);
+        assert_eq!((st.expected_votes, st.total_votes, st.quorum), (3, 3, 2));
+    }
+    // create (v1) + two joins (v2, v3), each once; two node-local starts.
+    assert_eq!(c.running_version(1), 3);
+    let applied = Cluster::applied(&runs);
+    assert_eq!(applied.get("create_cluster pve1"), Some(&1), "{applied:?}");
+    assert_eq!(
+        applied.get("join_node pve2"),
+        Some(&2),
+        "edit + start: {applied:?}"
+    );
+    assert_eq!(
+        applied.get("join_node pve3"),
+        Some(&2),
+        "edit + start: {applied:?}"
+    );
+    assert_eq!(applied.values().sum::<usize>(), 5, "{applied:?}");
+    all_same(&c, &[1, 2, 3]);
+    c.assert_in_sync(2);
+
+    // Join a 4th.
+    let t1 = Instant::now();
+    let n4 = c.add_host();
+    c.simple_manifest(&[1, 2, 3, n4]);
+    c.converge(&[1, 2, 3, n4]);
+    note("a", "join 4th", t1);
+    let st = c.wait_members(1, &[1, 2, 3, 4]);
+    assert_eq!((st.expected_votes, st.quorum), (4, 3));
+    assert_eq!(c.running_version(4), 4);
+    all_same(&c, &[1, 2, 3, 4]);
+
+    // Remove it: gate first.
+    let t2 = Instant::now();
+    let mut nodes: Vec<_> = (1..=4).map(|i| (i, vec![c.addr(i, 0)], false)).collect();
+    nodes[3].2 = true;
+    c.manifest(&nodes, "", "");
+    let r = c.reconcile(1, &[]);
+    assert_eq!(r.code, Some(1), "expected the power-off gate:\n{r}");
+    assert!(r.stdout.contains("power off pve4"), "{r}");
+    assert_eq!(c.status(1).members, vec![1, 2, 3, 4]);
+    c.stop_node(4);
+    c.wait_members(1, &[1, 2, 3]);
+    c.converge(&[1, 2, 3]);
+    note("a", "remove 4th (after its corosync stopped)", t2);
+    let st = c.wait_members(1, &[1, 2, 3]);
+    assert_eq!((st.expected_votes, st.total_votes, st.quorum), (3, 3, 2));
+    assert_eq!(c.running_version(2), 5);
+    assert!(!c.master().contains("pve4"));
+    all_same(&c, &[1, 2, 3]);
+    for i in 1..=3 {
+        c.assert_in_sync(i);
+    }
+    note("a", "total", t0);
+}
