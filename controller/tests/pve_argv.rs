@@ -233,11 +233,19 @@ fn migrations_both_guest_types() {
 fn no_vector_is_a_shell_string() {
     let all = [
         argv::create(Generation::Corosync3, &create(CONF3)),
-        argv::join(Generation::Corosync3, &join(CONF3), "10.0.0.1", &JoinAuth::Ssh),
+        argv::join(
+            Generation::Corosync3,
+            &join(CONF3),
+            "10.0.0.1",
+            &JoinAuth::Ssh,
+        ),
         argv::migrate(&mig(GuestType::Qemu, true, false), true),
     ];
     for a in all {
         assert!(!a[0].contains(' '), "{a:?}");
-        assert!(a.iter().all(|w| !w.contains(';') && !w.contains('|')), "{a:?}");
+        assert!(
+            a.iter().all(|w| !w.contains(';') && !w.contains('|')),
+            "{a:?}"
+        );
     }
 }

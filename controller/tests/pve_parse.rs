@@ -78,7 +78,10 @@ fn cmap_runtime_members_skip_nothing_and_keep_left_status() {
     assert_eq!(m[&2].config_version, Some(4));
     assert_eq!(m[&3].status.as_deref(), Some("left"));
     let one = parse_cmap(&fixture("cmap-config-version.txt")).unwrap();
-    assert_eq!(one, vec![("totem.config_version".to_string(), "5".to_string())]);
+    assert_eq!(
+        one,
+        vec![("totem.config_version".to_string(), "5".to_string())]
+    );
     assert!(parse_cmap("not a cmap line\n").is_err());
 }
 
@@ -93,7 +96,10 @@ fn task_status_and_log() {
     assert!(failed.finished() && !failed.succeeded());
     assert_eq!(failed.exitstatus.as_deref(), Some("migration aborted"));
     let log: Vec<TaskLogLine> = serde_json::from_str(&fixture("task-log-failed.json")).unwrap();
-    assert_eq!(log.last().map(|l| l.t.as_str()), Some("TASK ERROR: migration aborted"));
+    assert_eq!(
+        log.last().map(|l| l.t.as_str()),
+        Some("TASK ERROR: migration aborted")
+    );
     let warn: TaskStatus =
         serde_json::from_str(r#"{"status":"stopped","exitstatus":"WARNINGS: 2"}"#).unwrap();
     assert!(warn.succeeded());
@@ -102,7 +108,10 @@ fn task_status_and_log() {
 #[test]
 fn upids() {
     let u = Upid::parse("UPID:pve1:00003039:0045B352:681A0A70:qmigrate:100:root@pam:").unwrap();
-    assert_eq!((u.node.as_str(), u.task_type.as_str()), ("pve1", "qmigrate"));
+    assert_eq!(
+        (u.node.as_str(), u.task_type.as_str()),
+        ("pve1", "qmigrate")
+    );
     assert!(Upid::parse("UPID:pve1:1").is_none());
     assert!(Upid::parse("nope").is_none());
     let found = Upid::find(

@@ -338,6 +338,9 @@ fn restart_node(t: &mut PveTarget, step: &Step, node: &str) -> Result<(), Target
             })?;
         argv::restart_corosync_remote(node, &ip)
     };
+    let nodeid = read_opt(&t.root.join(COROSYNC_CONF))?
+        .and_then(|c| Document::parse(&c).ok())
+        .and_then(|d| d.view().node_by_name(node).and_then(|n| n.nodeid));
     let timeout = t.opts.command_timeout;
     run_ok(t, &argv, None, timeout, None)?;
     let start = Instant::now();
@@ -347,7 +350,11 @@ fn restart_node(t: &mut PveTarget, step: &Step, node: &str) -> Result<(), Target
             .ok()
             .and_then(|o| parse_quorum_status(&o.stdout).ok());
         if let Some(q) = status {
-            let back = q.members.iter().any(|(_, _, n)| n == node);
+            // By nodeid: quorumtool prints an address when a node has no `name`.
+            let back = q
+                .members
+                .iter()
+                .any(|(id, _, n)| Some(*id) == nodeid || n == node);
             if q.quorate && back {
                 return Ok(());
             }

@@ -168,8 +168,9 @@ pub struct Recorded {
     pub had_stdin: bool,
 }
 
-/// A scripted answer: commands whose argv starts with `prefix` get `output` (first match in
-/// insertion order; a rule with `once` is used up by its first match).
+/// A scripted answer: commands whose argv starts with `prefix` get `output` (one-shot rules
+/// first, then standing rules, each in insertion order; a one-shot rule is used up by its
+/// first match).
 #[derive(Debug, Clone)]
 struct Rule {
     prefix: Vec<String>,
@@ -193,11 +194,18 @@ impl ScriptedRunner {
 
     fn push(&self, prefix: &[&str], output: Result<Output, String>, once: bool) {
         if let Ok(mut r) = self.rules.lock() {
-            r.push_back(Rule {
+            let rule = Rule {
                 prefix: prefix.iter().map(|s| s.to_string()).collect(),
                 output,
                 once,
-            });
+            };
+            // One-shot answers take precedence over standing ones, in the order given.
+            if once {
+                let at = r.iter().take_while(|x| x.once).count();
+                r.insert(at, rule);
+            } else {
+                r.push_back(rule);
+            }
         }
     }
 
@@ -207,7 +215,7 @@ impl ScriptedRunner {
         self
     }
 
-    /// Answer the next command starting with `prefix` with `output` (then later rules).
+    /// Answer the next command starting with `prefix` with `output` (before standing rules).
     pub fn once(&self, prefix: &[&str], output: Output) -> &Self {
         self.push(prefix, Ok(output), true);
         self
