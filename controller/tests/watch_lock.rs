@@ -26,7 +26,8 @@ async fn two_daemons_apply_each_step_once() {
     let (a, b) = tokio::join!(start(ca), start(cb));
     let s_a = wait_status(&sa, 30, "A Ready", |s| ready_at(s, &c)).await;
     let s_b = wait_status(&sb, 30, "B Ready", |s| ready_at(s, &c)).await;
-    let steps = |s: &pve_gitops::status::Status| s.history.iter().map(|h| h.steps_applied).sum::<usize>();
+    let steps =
+        |s: &pve_gitops::status::Status| s.history.iter().map(|h| h.steps_applied).sum::<usize>();
     assert_eq!(
         steps(&s_a) + steps(&s_b),
         4,
@@ -34,18 +35,30 @@ async fn two_daemons_apply_each_step_once() {
         s_a.history,
         s_b.history
     );
-    assert_eq!(s_a.observed_config_version.max(s_b.observed_config_version), Some(3));
+    assert_eq!(
+        s_a.observed_config_version.max(s_b.observed_config_version),
+        Some(3)
+    );
     assert!(in_sync(&sim, THREE_NODE));
     let locked = |r: &Running| r.registry.encode().contains("result=\"locked\"");
-    assert!(locked(&a) || locked(&b), "one daemon waited for the other's lock");
+    assert!(
+        locked(&a) || locked(&b),
+        "one daemon waited for the other's lock"
+    );
     // A change is applied once too.
     let m2 = with_token_coefficient(150);
     let c2 = repo.commit("cluster.yaml", &m2);
     wait_status(&sa, 30, "A Ready 2", |s| ready_at(s, &c2)).await;
     wait_status(&sb, 30, "B Ready 2", |s| ready_at(s, &c2)).await;
     let conf = corosync_conf(&sim);
-    assert!(conf.contains("config_version: 4"), "one update, one bump:\n{conf}");
-    assert!(!pve_gitops::daemon::lock::lock_dir(&sim).exists(), "lock released");
+    assert!(
+        conf.contains("config_version: 4"),
+        "one update, one bump:\n{conf}"
+    );
+    assert!(
+        !pve_gitops::daemon::lock::lock_dir(&sim).exists(),
+        "lock released"
+    );
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
@@ -64,7 +77,10 @@ async fn shutdown_during_apply_stops_between_steps() {
     // Wait until the first step (create the cluster) is done, then ask for shutdown.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !sim.join("corosync.conf").exists() {
-        assert!(tokio::time::Instant::now() < deadline, "first step never ran");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first step never ran"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     d.stop().await.unwrap();
@@ -75,9 +91,16 @@ async fn shutdown_during_apply_stops_between_steps() {
         reason(&s, kind::READY).as_deref(),
         Some("ReconciliationInterrupted")
     );
-    assert!(new_files(&sim).is_empty(), "half-written files: {:?}", new_files(&sim));
+    assert!(
+        new_files(&sim).is_empty(),
+        "half-written files: {:?}",
+        new_files(&sim)
+    );
     assert!(new_files(&state).is_empty());
-    assert!(!pve_gitops::daemon::lock::lock_dir(&sim).exists(), "lock released");
+    assert!(
+        !pve_gitops::daemon::lock::lock_dir(&sim).exists(),
+        "lock released"
+    );
     assert!(!in_sync(&sim, THREE_NODE), "stopped early");
     // The tree is consistent: a restart converges.
     cfg.step_pause = Duration::ZERO;
@@ -111,7 +134,10 @@ async fn second_signal_aborts_at_once() {
     ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !sim.join("corosync.conf").exists() {
-        assert!(tokio::time::Instant::now() < deadline, "first step never ran");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first step never ran"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     first_tx.send(()).unwrap();
@@ -119,7 +145,10 @@ async fn second_signal_aborts_at_once() {
     assert!(!join.is_finished(), "graceful shutdown waits for the step");
     let t = tokio::time::Instant::now();
     second_tx.send(()).unwrap();
-    let r = tokio::time::timeout(Duration::from_secs(2), join).await.unwrap().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(2), join)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(matches!(r, Err(DaemonError::Aborted)), "{r:?}");
     assert!(t.elapsed() < Duration::from_secs(1));
     assert!(new_files(&sim).is_empty());

@@ -98,7 +98,13 @@ fn target_options(args: &WatchArgs) -> Result<TargetOptions> {
         authkey: t.authkey.clone(),
         start_cmd: t.start_cmd.clone(),
         stop_cmd: t.stop_cmd.clone(),
-        ..TargetOptions::default()
+        join_password_file: t.join_password_file.clone(),
+        api_token_file: t.api_token_file.clone(),
+        fingerprints: t.fingerprint.clone(),
+        ca_bundle: t.ca_bundle.clone(),
+        use_ssh: t.use_ssh,
+        with_local_disks: t.with_local_disks,
+        api_nodes: t.api_node.clone(),
     })
 }
 

@@ -401,7 +401,11 @@ impl Daemon {
         let mut stopping = false;
         tokio::pin!(shutdown);
         tokio::pin!(abort);
-        tracing::info!(source = %cfg.source.describe(), target = ?cfg.target.spec, "watching");
+        tracing::info!(
+            source = %cfg.source.describe(),
+            target = cfg.target.spec.as_deref().unwrap_or("default"),
+            "watching"
+        );
         loop {
             tokio::select! {
                 biased;
@@ -520,21 +524,27 @@ fn metrics_response(m: &Metrics, path: &str) -> hyper::Response<http::Body> {
     }
 }
 
-/// The live files of the target whose changes by others trigger a reconcile.
+/// The live files of the target whose changes by others trigger a reconcile: the sim's
+/// corosync.conf, datacenter.cfg and state file; `/etc/pve/{corosync.conf,datacenter.cfg}`
+/// for the pve target; the node's corosync.conf and the shared directory's copies for the
+/// corosync target; nothing for remote targets (`pve-api:`), which rely on the resync.
 pub fn target_files(opts: &TargetOptions) -> Vec<PathBuf> {
-    use crate::target::sim;
     match opts.spec.as_deref() {
         Some(s) if s.starts_with("sim:") => sim_files(Path::new(&s["sim:".len()..])),
         None => sim_files(Path::new(crate::target::DEFAULT_SIM_DIR)),
-        Some(_) => {
+        Some("pve") => vec![
+            PathBuf::from("/etc/pve/corosync.conf"),
+            PathBuf::from("/etc/pve/datacenter.cfg"),
+        ],
+        Some("corosync") => {
             let mut v = vec![opts.corosync_conf.clone()];
             if let Some(d) = &opts.config_dir {
                 v.push(d.join("corosync.conf"));
                 v.push(d.join("datacenter.cfg"));
             }
-            let _ = sim::EXTRA_FILE;
             v
         }
+        Some(_) => Vec::new(),
     }
 }
 
@@ -546,12 +556,15 @@ fn sim_files(dir: &Path) -> Vec<PathBuf> {
     ]
 }
 
-/// The directory holding `priv/lock/` for the target (None: no cluster-wide lock).
+/// The directory holding `priv/lock/` for the target: the sim directory, `/etc/pve`, the
+/// corosync target's `--config-dir` (None: no cluster-wide lock, e.g. a remote API target).
 pub fn lock_root(opts: &TargetOptions) -> Option<PathBuf> {
     match opts.spec.as_deref() {
         Some(s) if s.starts_with("sim:") => Some(PathBuf::from(&s["sim:".len()..])),
         None => Some(PathBuf::from(crate::target::DEFAULT_SIM_DIR)),
-        Some(_) => opts.config_dir.clone(),
+        Some("pve") => Some(PathBuf::from("/etc/pve")),
+        Some("corosync") => opts.config_dir.clone(),
+        Some(_) => None,
     }
 }
 

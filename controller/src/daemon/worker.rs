@@ -58,7 +58,7 @@ enum Run {
     Locked(String),
     /// The reconcile ran.
     Done {
-        result: Result<Report, ReconcileError>,
+        result: Box<Result<Report, ReconcileError>>,
         applied_kinds: Vec<&'static str>,
         config_version: Option<u64>,
         hashes: HashMap<PathBuf, Option<String>>,
@@ -342,7 +342,7 @@ impl Worker {
                 applied_kinds,
                 config_version,
                 hashes,
-            }) => (result, applied_kinds, config_version, hashes),
+            }) => (*result, applied_kinds, config_version, hashes),
         };
         out.hashes = Some(hashes);
         for k in &applied_kinds {
@@ -592,7 +592,7 @@ impl Worker {
                 .map(|p| (crate::source::path::watch_key(p), hash_file(p)))
                 .collect();
             Ok(Run::Done {
-                result,
+                result: Box::new(result),
                 applied_kinds,
                 config_version,
                 hashes,
