@@ -42,6 +42,8 @@ pub enum ConfKind {
 }
 
 /// The subcommands.
+// Parsed once per process: boxing the large target options would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate manifests (files or directories, recursively *.yaml / *.yml); all errors at once.

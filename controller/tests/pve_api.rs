@@ -1,0 +1,740 @@
+//! The `pve-api` target against a local HTTPS server (rustls, certificates generated here with
+//! rcgen) on 127.0.0.1:0 that serves the documented JSON shapes of reference/domain.md §5 and
+//! records every request. No real Proxmox VE runs here.
+//!
+//! Checked: fingerprint pinning accepted and rejected, a CA bundle accepted and a foreign one
+//! rejected, the token header on every request and never in an error, observe, every apply
+//! path (options, migrate with task polling and the task log on failure, delnode with the
+//! leftover report, create/join on the host's own API), refusals of what the API cannot do,
+//! retries.
+
+use pve_gitops::plan::step::{
+    CreateCluster, JoinNode, Method, MigrateGuest, RemoveNode, SetDatacenter, SetExpectedVotes,
+    Step, StepKind, UpdateCorosync,
+};
+use pve_gitops::target::pve_api::client::{ApiClient, Token};
+use pve_gitops::target::pve_api::http::{fingerprint, Trust};
+use pve_gitops::target::pve_api::ApiTarget;
+use pve_gitops::target::{Target, TargetError};
+use pve_gitops_schema::spec::GuestType;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const TOKEN: &str = "root@pam!gitops=0b5e6f1c-9d2a-4c1e-8f00-5ec7e75ec7e7";
+const SECRET: &str = "0b5e6f1c-9d2a-4c1e-8f00-5ec7e75ec7e7";
+
+/// One request the server saw.
+#[derive(Debug, Clone)]
+struct Req {
+    method: String,
+    target: String,
+    auth: Option<String>,
+    body: String,
+}
+
+type Handler = dyn Fn(&Req) -> (u16, String, String) + Send + Sync;
+
+struct Server {
+    url: String,
+    requests: Arc<Mutex<Vec<Req>>>,
+}
+
+impl Server {
+    fn requests(&self) -> Vec<Req> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn fixture(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pve/api")
+        .join(name);
+    std::fs::read_to_string(p).unwrap()
+}
+
+fn ok(body: String) -> (u16, String, String) {
+    (200, "OK".into(), body)
+}
+
+fn data(v: &str) -> String {
+    format!("{{\"data\":{v}}}")
+}
+
+fn serve(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    handler: Arc<Handler>,
+) -> Server {
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests: Arc<Mutex<Vec<Req>>> = Arc::default();
+    let rec = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { continue };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let req = loop {
+                match tls.read(&mut chunk) {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                let mut headers = [httparse::EMPTY_HEADER; 32];
+                let mut r = httparse::Request::new(&mut headers);
+                if let Ok(httparse::Status::Complete(head)) = r.parse(&buf) {
+                    let len = r
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                        .and_then(|h| std::str::from_utf8(h.value).ok()?.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= head + len {
+                        break Some(Req {
+                            method: r.method.unwrap_or("").to_string(),
+                            target: r.path.unwrap_or("").to_string(),
+                            auth: r
+                                .headers
+                                .iter()
+                                .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+                                .map(|h| String::from_utf8_lossy(h.value).into_owned()),
+                            body: String::from_utf8_lossy(&buf[head..head + len]).into_owned(),
+                        });
+                    }
+                }
+            };
+            let Some(req) = req else { continue };
+            rec.lock().unwrap().push(req.clone());
+            let (status, reason, body) = handler(&req);
+            let resp = format!(
+                "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.write_all(resp.as_bytes());
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    Server {
+        url: format!("https://127.0.0.1:{port}"),
+        requests,
+    }
+}
+
+struct Certs {
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+    fp: String,
+}
+
+fn self_signed() -> Certs {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".into()])
+        .unwrap();
+    let cert = ck.cert.der().clone();
+    Certs {
+        fp: fingerprint(cert.as_ref()),
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der())),
+        cert,
+    }
+}
+
+/// A CA (its PEM) and a leaf for 127.0.0.1 signed by it.
+fn ca_and_leaf() -> (String, Certs) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "Proxmox Virtual Environment test CA",
+    );
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let cert = leaf.der().clone();
+    (
+        ca.pem(),
+        Certs {
+            fp: fingerprint(cert.as_ref()),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            cert,
+        },
+    )
+}
+
+/// The documented answers of a 3-node cluster (pve3 offline) plus `extra` routes first.
+fn cluster_handler(
+    extra: impl Fn(&Req) -> Option<(u16, String, String)> + Send + Sync + 'static,
+) -> Arc<Handler> {
+    Arc::new(move |r: &Req| {
+        if let Some(a) = extra(r) {
+            return a;
+        }
+        let path = r.target.split('?').next().unwrap_or("");
+        match (r.method.as_str(), path) {
+            ("GET", "/api2/json/cluster/status") => ok(fixture("cluster-status.json")),
+            ("GET", "/api2/json/cluster/config/nodes") => ok(fixture("config-nodes.json")),
+            ("GET", "/api2/json/cluster/config/totem") => ok(fixture("totem.json")),
+            ("GET", "/api2/json/cluster/options") => ok(fixture("options.json")),
+            ("GET", "/api2/json/cluster/resources") => ok(fixture("resources.json")),
+            ("GET", "/api2/json/cluster/config/join") => ok(data(
+                &std::fs::read_to_string(
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join("tests/fixtures/pve/outputs/join-info.json"),
+                )
+                .unwrap(),
+            )),
+            _ => (
+                501,
+                format!("Method '{} {path}' not implemented", r.method),
+                data("null"),
+            ),
+        }
+    })
+}
+
+fn client(url: &str, trust: &Trust) -> ApiClient {
+    let mut c = ApiClient::new(url, Token::parse(TOKEN).unwrap(), trust).unwrap();
+    c.timeout = Duration::from_secs(5);
+    c.attempts = 3;
+    c.backoff = Duration::from_millis(5);
+    c
+}
+
+fn pinned(url: &str, fp: &str) -> ApiTarget {
+    ApiTarget::from_clients(
+        client(url, &Trust::Pins(vec![fp.to_lowercase()])),
+        BTreeMap::new(),
+    )
+}
+
+fn step(kind: StepKind, node: &str) -> Step {
+    Step::new(kind, node, "test")
+}
+
+#[test]
+fn pinned_fingerprint_observe_and_token_header() {
+    let c = self_signed();
+    let srv = serve(c.cert.clone(), c.key.clone_key(), cluster_handler(|_| None));
+    let mut t = pinned(&srv.url, &c.fp);
+    let o = t.observe().unwrap();
+    assert_eq!(o.config_version(), 5);
+    assert!(o.membership.quorate);
+    assert_eq!(
+        o.membership.online.iter().cloned().collect::<Vec<_>>(),
+        vec!["pve1", "pve2"]
+    );
+    assert!(!o.hosts["pve3"].online);
+    assert_eq!(o.node_votes().len(), 3);
+    let view = o.corosync.as_ref().unwrap().view();
+    assert_eq!(view.totem.cluster_name.as_deref(), Some("prod"));
+    assert_eq!(view.totem.interfaces[&0].knet_link_priority, Some(10));
+    assert_eq!(
+        o.datacenter.get("migration"),
+        Some("secure,network=10.1.2.0/24")
+    );
+    assert_eq!(o.datacenter.get("max_workers"), Some("4"));
+    assert!(o.guests[&100].running);
+    assert_eq!(o.guests[&100].memory_mib, 2048);
+    assert_eq!(o.guests[&101].lock.as_deref(), Some("backup"));
+    assert!(
+        !o.guests.contains_key(&9000),
+        "templates are not guests to place"
+    );
+    let reqs = srv.requests();
+    assert!(reqs.len() >= 5);
+    assert!(reqs
+        .iter()
+        .all(|r| r.auth.as_deref() == Some(&format!("PVEAPIToken={TOKEN}")[..])));
+    assert!(reqs
+        .iter()
+        .any(|r| r.target == "/api2/json/cluster/resources?type=vm"));
+}
+
+#[test]
+fn wrong_fingerprint_is_rejected_without_leaking_the_token() {
+    let c = self_signed();
+    let srv = serve(c.cert.clone(), c.key.clone_key(), cluster_handler(|_| None));
+    let other = self_signed();
+    let mut t = pinned(&srv.url, &other.fp);
+    let err = t.observe().unwrap_err().to_string();
+    assert!(err.contains("GET /cluster/status"), "{err}");
+    assert!(err.contains("not pinned"), "{err}");
+    assert!(!err.contains(SECRET), "{err}");
+    assert!(
+        srv.requests().is_empty(),
+        "nothing may be sent to an unpinned server"
+    );
+}
+
+#[test]
+fn ca_bundle_accepted_and_foreign_ca_rejected() {
+    let (ca_pem, leaf) = ca_and_leaf();
+    let srv = serve(
+        leaf.cert.clone(),
+        leaf.key.clone_key(),
+        cluster_handler(|_| None),
+    );
+    let dir = std::env::temp_dir().join(format!("pve-gitops-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("ca.pem");
+    std::fs::write(&good, &ca_pem).unwrap();
+    let mut t = ApiTarget::from_clients(client(&srv.url, &Trust::CaBundle(good)), BTreeMap::new());
+    assert!(t.observe().is_ok());
+    let (other_ca, _) = ca_and_leaf();
+    let bad = dir.join("other.pem");
+    std::fs::write(&bad, other_ca).unwrap();
+    let mut t = ApiTarget::from_clients(client(&srv.url, &Trust::CaBundle(bad)), BTreeMap::new());
+    let err = t.observe().unwrap_err().to_string();
+    assert!(
+        err.contains("UnknownIssuer") || err.contains("invalid peer certificate"),
+        "{err}"
+    );
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    assert!(ApiClient::new(
+        &srv.url,
+        Token::parse(TOKEN).unwrap(),
+        &Trust::CaBundle(empty)
+    )
+    .is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn http_errors_name_endpoint_and_status_never_the_token() {
+    let c = self_signed();
+    let srv = serve(
+        c.cert.clone(),
+        c.key.clone_key(),
+        cluster_handler(|r| {
+            (r.target == "/api2/json/cluster/options").then(|| {
+                (
+                    403,
+                    format!("Permission check failed (/, Sys.Audit) {SECRET}"),
+                    data("null"),
+                )
+            })
+        }),
+    );
+    let mut t = pinned(&srv.url, &c.fp);
+    let err = t.observe().unwrap_err().to_string();
+    assert!(
+        err.contains("GET /cluster/options: HTTP 403 Permission check failed"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "{err}");
+    assert!(format!("{t:?}").contains("root@pam!gitops"));
+    assert!(!format!("{t:?}").contains(SECRET));
+}
+
+#[test]
+fn get_is_retried_writes_are_not() {
+    let c = self_signed();
+    let n = Arc::new(Mutex::new(0));
+    let n2 = n.clone();
+    let srv = serve(
+        c.cert.clone(),
+        c.key.clone_key(),
+        cluster_handler(move |r| {
+            if r.target == "/api2/json/cluster/status" {
+                let mut k = n2.lock().unwrap();
+                *k += 1;
+                if *k <= 2 {
+                    return Some((503, "Service Unavailable".into(), String::new()));
+                }
+            }
+            (r.method == "PUT").then(|| (503, "Service Unavailable".into(), String::new()))
+        }),
+    );
+    let mut t = pinned(&srv.url, &c.fp);
+    assert!(t.observe().is_ok());
+    assert_eq!(*n.lock().unwrap(), 3);
+    let s = step(
+        StepKind::SetDatacenter(SetDatacenter {
+            key: "max_workers".into(),
+            from: Some("4".into()),
+            to: Some("8".into()),
+        }),
+        "pve1",
+    );
+    let err = t.apply(&s).unwrap_err().to_string();
+    assert!(err.contains("PUT /cluster/options: HTTP 503"), "{err}");
+    assert_eq!(
+        srv.requests().iter().filter(|r| r.method == "PUT").count(),
+        1
+    );
+}
+
+#[test]
+fn set_datacenter_puts_one_key() {
+    let c = self_signed();
+    let srv = serve(
+        c.cert.clone(),
+        c.key.clone_key(),
+        cluster_handler(|r| (r.method == "PUT").then(|| ok(data("null")))),
+    );
+    let mut t = pinned(&srv.url, &c.fp);
+    let s = step(
+        StepKind::SetDatacenter(SetDatacenter {
+            key: "migration".into(),
+            from: Some("secure,network=10.1.2.0/24".into()),
+            to: Some("insecure,network=10.1.3.0/24".into()),
+        }),
+        "pve1",
+    );
+    t.apply(&s).unwrap();
+    let put = srv
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .unwrap();
+    assert_eq!(put.target, "/api2/json/cluster/options");
+    assert_eq!(put.body, "migration=insecure%2Cnetwork%3D10.1.3.0%2F24");
+    let unset = step(
+        StepKind::SetDatacenter(SetDatacenter {
+            key: "max_workers".into(),
+            from: Some("4".into()),
+            to: None,
+        }),
+        "pve1",
+    );
+    t.apply(&unset).unwrap();
+    assert!(srv
+        .requests()
+        .iter()
+        .any(|r| r.body == "delete=max_workers"));
+    let stale = step(
+        StepKind::SetDatacenter(SetDatacenter {
+            key: "keyboard".into(),
+            from: Some("de".into()),
+            to: Some("fr".into()),
+        }),
+        "pve1",
+    );
+    assert!(matches!(t.apply(&stale), Err(TargetError::Stale { .. })));
+}
+
+const UPID: &str = "UPID:pve1:00003039:0045B352:681A0A70:qmigrate:100:root@pam:";
+
+fn migrate_step() -> Step {
+    step(
+        StepKind::MigrateGuest(MigrateGuest {
+            vmid: 100,
+            guest_type: GuestType::Qemu,
+            from: "pve1".into(),
+            to: "pve2".into(),
+            online: true,
+            restart: false,
+            migration_network: Some("10.1.2.0/24".into()),
+            migration_type: Some("secure".into()),
+        }),
+        "pve1",
+    )
+}
+
+fn migrate_server(fail: bool) -> (Server, String) {
+    let c = self_signed();
+    let polls = Arc::new(Mutex::new(0));
+    let srv = serve(
+        c.cert.clone(),
+        c.key.clone_key(),
+        cluster_handler(move |r| {
+            let status_path = "/api2/json/nodes/pve1/tasks/UPID%3Apve1%3A00003039%3A0045B352%3A681A0A70%3Aqmigrate%3A100%3Aroot%40pam%3A";
+            if r.method == "POST" && r.target == "/api2/json/nodes/pve1/qemu/100/migrate" {
+                return Some(ok(data(&format!("\"{UPID}\""))));
+            }
+            if r.target == format!("{status_path}/status") {
+                let mut p = polls.lock().unwrap();
+                *p += 1;
+                let which = if *p < 2 {
+                    "task-status-running.json"
+                } else if fail {
+                    "task-status-failed.json"
+                } else {
+                    "task-status-ok.json"
+                };
+                let text = std::fs::read_to_string(
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join("tests/fixtures/pve/outputs")
+                        .join(which),
+                )
+                .unwrap();
+                return Some(ok(data(&text)));
+            }
+            if r.target.starts_with(&format!("{status_path}/log")) {
+                let text = std::fs::read_to_string(
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join("tests/fixtures/pve/outputs/task-log-failed.json"),
+                )
+                .unwrap();
+                return Some(ok(data(&text)));
+            }
+            None
+        }),
+    );
+    (srv, c.fp)
+}
+
+#[test]
+fn migrate_posts_and_polls_the_task() {
+    let (srv, fp) = migrate_server(false);
+    let mut t = pinned(&srv.url, &fp).with_local_disks(true);
+    let done = t.apply(&migrate_step()).unwrap();
+    assert!(done.message.contains("qemu 100 pve1 -> pve2"));
+    let reqs = srv.requests();
+    let post = reqs.iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(
+        post.body,
+        "target=pve2&online=1&migration_network=10.1.2.0%2F24&migration_type=secure&with-local-disks=1"
+    );
+    assert!(
+        reqs.iter()
+            .filter(|r| r.target.ends_with("/status"))
+            .count()
+            >= 2
+    );
+}
+
+#[test]
+fn failed_migration_reports_the_task_log() {
+    let (srv, fp) = migrate_server(true);
+    let mut t = pinned(&srv.url, &fp);
+    let err = t.apply(&migrate_step()).unwrap_err().to_string();
+    assert!(err.contains("ended with migration aborted"), "{err}");
+    assert!(
+        err.contains("storage 'local-lvm' is not available on node 'pve2'"),
+        "{err}"
+    );
+    assert!(srv
+        .requests()
+        .iter()
+        .any(|r| r.target.contains("/log?start=0&limit=500")));
+}
+
+#[test]
+fn delnode_reports_leftover_guests() {
+    let c = self_signed();
+    let srv = serve(
+        c.cert.clone(),
+        c.key.clone_key(),
+        cluster_handler(|r| (r.method == "DELETE").then(|| ok(data("null")))),
+    );
+    let mut t = pinned(&srv.url, &c.fp);
+    t.observe().unwrap();
+    let s = step(
+        StepKind::RemoveNode(RemoveNode {
+            node: "pve3".into(),
+            via: "pve1".into(),
+            from_version: 5,
+            to_version: 6,
+            corosync_conf: String::new(),
+        }),
+        "pve3",
+    );
+    let done = t.apply(&s).unwrap();
+    assert!(
+        done.message
+            .contains("/etc/pve/nodes/pve3 still holds guest configs (qemu 101)"),
+        "{}",
+        done.message
+    );
+    assert!(srv
+        .requests()
+        .iter()
+        .any(|r| r.method == "DELETE" && r.target == "/api2/json/cluster/config/nodes/pve3"));
+    // Never the node behind the API itself.
+    let mut me = s.clone();
+    if let StepKind::RemoveNode(rm) = &mut me.kind {
+        rm.node = "pve1".into();
+    }
+    assert!(t
+        .apply(&me)
+        .unwrap_err()
+        .to_string()
+        .contains("Cannot delete myself"));
+}
+
+#[test]
+fn what_the_api_cannot_do_is_refused() {
+    let c = self_signed();
+    let srv = serve(c.cert.clone(), c.key.clone_key(), cluster_handler(|_| None));
+    let mut t = pinned(&srv.url, &c.fp);
+    let ev = step(
+        StepKind::SetExpectedVotes(SetExpectedVotes {
+            expected: 2,
+            from: 3,
+            present: 2,
+        }),
+        "pve1",
+    );
+    let up = step(
+        StepKind::UpdateCorosync(UpdateCorosync {
+            changes: vec!["x".into()],
+            method: Method::Reload,
+            method_reason: String::new(),
+            restart_order: vec![],
+            from_version: 5,
+            to_version: 6,
+            corosync_conf: String::new(),
+        }),
+        "pve1",
+    );
+    for s in [ev, up] {
+        match t.apply(&s) {
+            Err(TargetError::Refused { reason, .. }) => {
+                assert!(reason.contains("needs the pve node target"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(srv.requests().iter().all(|r| r.method == "GET"));
+}
+
+#[test]
+fn join_runs_on_the_joining_hosts_api_with_the_clusters_fingerprint() {
+    let c = self_signed();
+    let main = serve(c.cert.clone(), c.key.clone_key(), cluster_handler(|_| None));
+    let j = self_signed();
+    let join_upid = "UPID:pve4:00000100:00000200:681A0A70:clusterjoin::root@pam:";
+    let joiner = serve(
+        j.cert.clone(),
+        j.key.clone_key(),
+        Arc::new(move |r: &Req| {
+            let path = r.target.split('?').next().unwrap_or("");
+            match (r.method.as_str(), path) {
+                ("GET", "/api2/json/cluster/status") => ok(fixture("standalone-status.json")),
+                ("GET", "/api2/json/cluster/resources") => ok(data("[]")),
+                ("POST", "/api2/json/cluster/config/join") => ok(data(&format!("\"{join_upid}\""))),
+                ("GET", p) if p.ends_with("/status") => {
+                    ok(data(r#"{"status":"stopped","exitstatus":"OK"}"#))
+                }
+                _ => (501, "not implemented".into(), data("null")),
+            }
+        }),
+    );
+    let dir = std::env::temp_dir().join(format!("pve-gitops-join-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "r00t-pw\n").unwrap();
+    let trust = Trust::Pins(vec![c.fp.clone(), j.fp.clone()]);
+    let nodes: BTreeMap<String, ApiClient> =
+        [("pve4".to_string(), client(&joiner.url, &trust))].into();
+    let mut t = ApiTarget::from_clients(client(&main.url, &trust), nodes)
+        .join_password_file(Some(pw))
+        .manifest_nodes(vec![
+            "pve1".into(),
+            "pve2".into(),
+            "pve3".into(),
+            "pve4".into(),
+        ]);
+    let o = t.observe().unwrap();
+    assert!(o.hosts["pve4"].online);
+    let s = step(
+        StepKind::JoinNode(JoinNode {
+            node: "pve4".into(),
+            nodeid: 4,
+            quorum_votes: 1,
+            links: [(0, "10.0.0.4".to_string())].into(),
+            via: "pve2".into(),
+            from_version: 5,
+            to_version: 6,
+            corosync_conf: String::new(),
+        }),
+        "pve4",
+    );
+    assert!(t.can_run(&s).is_ok());
+    t.apply(&s).unwrap();
+    let post = joiner
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert_eq!(
+        post.body,
+        "hostname=192.168.1.12&password=r00t-pw&fingerprint=11%3A22%3A33%3A44%3A55%3A66%3A77%3A88%3A99%3A00%3AAA%3ABB%3ACC%3ADD%3AEE%3AFF%3A11%3A22%3A33%3A44%3A55%3A66%3A77%3A88%3A99%3A00%3AAA%3ABB%3ACC%3ADD%3AEE%3AFF&nodeid=4&votes=1&link0=10.0.0.4"
+    );
+    // Without an endpoint for the host, the join cannot run from here.
+    let mut t2 = pinned(&main.url, &c.fp);
+    t2.observe().unwrap();
+    assert!(t2.can_run(&s).unwrap_err().contains("--api-node pve4="));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn create_runs_on_the_founders_api() {
+    let c = self_signed();
+    let upid = "UPID:pve4:00000100:00000200:681A0A70:clustercreate::root@pam:";
+    let srv = serve(
+        c.cert.clone(),
+        c.key.clone_key(),
+        Arc::new(move |r: &Req| {
+            let path = r.target.split('?').next().unwrap_or("");
+            match (r.method.as_str(), path) {
+                ("GET", "/api2/json/cluster/status") => ok(fixture("standalone-status.json")),
+                ("GET", "/api2/json/cluster/options") => ok(data("{}")),
+                ("GET", "/api2/json/cluster/resources") => ok(data("[]")),
+                ("POST", "/api2/json/cluster/config") => ok(data(&format!("\"{upid}\""))),
+                ("GET", p) if p.ends_with("/status") => {
+                    ok(data(r#"{"status":"stopped","exitstatus":"OK"}"#))
+                }
+                _ => (501, "not implemented".into(), data("null")),
+            }
+        }),
+    );
+    let mut t = pinned(&srv.url, &c.fp);
+    let o = t.observe().unwrap();
+    assert!(o.corosync.is_none());
+    let conf = "totem {\n  interface {\n    linknumber: 0\n    knet_link_priority: 15\n  }\n}\n";
+    let s = step(
+        StepKind::CreateCluster(CreateCluster {
+            cluster_name: "prod".into(),
+            founder: "pve4".into(),
+            nodeid: 1,
+            quorum_votes: 1,
+            links: [(0, "10.0.0.4".to_string())].into(),
+            corosync_conf: conf.into(),
+        }),
+        "pve4",
+    );
+    assert!(t.can_run(&s).is_ok());
+    t.apply(&s).unwrap();
+    let post = srv
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert_eq!(
+        post.body,
+        "clustername=prod&nodeid=1&votes=1&link0=address%3D10.0.0.4%2Cpriority%3D15"
+    );
+}
+
+#[test]
+fn token_file_shapes() {
+    assert!(Token::parse("root@pam!gitops=abc").is_ok());
+    assert!(Token::parse("PVEAPIToken=root@pam!gitops=abc").is_ok());
+    for bad in ["root@pam=abc", "rootpam!x=abc", "root@pam!x=", "root@pam!x"] {
+        let e = Token::parse(bad).unwrap_err();
+        assert!(!e.contains("abc"), "{e}");
+    }
+    assert_eq!(format!("{:?}", Token::parse(TOKEN).unwrap()), "Token(***)");
+}
