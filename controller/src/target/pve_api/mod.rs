@@ -201,7 +201,17 @@ impl ApiTarget {
                 ))
             }
             ([], Some(ca)) => Trust::CaBundle(ca.clone()),
-            (fps, _) => Trust::Pins(fps.to_vec()),
+            (fps, _) => {
+                if let Some(bad) = fps
+                    .iter()
+                    .find(|f| !crate::target::pve::parse::is_fingerprint(f))
+                {
+                    return Err(un(format!(
+                        "--fingerprint '{bad}' is not a SHA-256 fingerprint (32 hex bytes separated by ':', as `pvecm add` and the GUI show it)"
+                    )));
+                }
+                Trust::Pins(fps.to_vec())
+            }
         };
         let api = ApiClient::new(url, token.clone(), &trust).map_err(un)?;
         let mut nodes = BTreeMap::new();
