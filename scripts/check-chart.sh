@@ -11,6 +11,8 @@
 #      filesystem, no capabilities, seccomp RuntimeDefault, no Secret objects (the chart only
 #      references Secrets), every mount has a volume, Services select the Deployments and name
 #      container ports, the ServiceMonitor selects the Services' metrics port.
+#  3b. The flags the Deployments pass exist in `pve-gitops watch --help` (when a binary is
+#      found: $PVE_GITOPS_BIN, target/release or target/debug; otherwise a note says so).
 #   4. kubernetes-validate --strict of every rendered object against each of $KUBE_VERSIONS.
 #      ServiceMonitor (a prometheus-operator CRD) has no schema there: it is listed as skipped
 #      and covered by the checks of step 3 only. Any other kind without a schema fails.
@@ -22,7 +24,7 @@
 #
 # Environment: PYTHON (default python3), KUBE_VERSIONS (default "1.25.0 1.37.0": the chart's
 # kubeVersion floor and the newest schema kubernetes-validate 1.37 bundles), KEEP_RENDERED=DIR
-# (write the rendered manifests there instead of a temporary directory).
+# (write the rendered manifests there instead of a temporary directory), PVE_GITOPS_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,6 +99,7 @@ good, bad = rest[:sep], rest[sep + 1:]
 RELEASE, NAMESPACE = "pve-gitops", "gitops"
 problems = []
 validate_list, skipped_list = [], []
+flags = set()
 
 
 def problem(case, msg):
@@ -167,6 +170,7 @@ def check_objects(case, objs):
                 if re.match(r"--(api-token|https-token|webhook-secret|join-password)\b(?!-file)", a):
                     problem(where, f"a credential passed as a value: {a.split('=')[0]}")
             ports = {p["name"] for p in c.get("ports", [])}
+            flags.update(a.split("=")[0] for a in args if a.startswith("--"))
         svc = services.get(name)
         if svc is None:
             problem(where, "has no Service of the same name")
@@ -259,8 +263,32 @@ with open(os.path.join(out_dir, "validate.list"), "w") as f:
     f.write("".join(p + "\n" for p in validate_list))
 with open(os.path.join(out_dir, "skipped.list"), "w") as f:
     f.write("".join(p + "\n" for p in skipped_list))
+with open(os.path.join(out_dir, "flags.list"), "w") as f:
+    f.write("".join(a + "\n" for a in sorted(flags)))
 sys.exit(1 if problems else 0)
 PY
+
+# The flags the Deployments pass must exist in the controller's `watch` (a renamed flag in
+# controller/src/cli.rs would otherwise only show up as a crash loop).
+bin=${PVE_GITOPS_BIN:-}
+if [ -z "$bin" ]; then
+  for b in target/release/pve-gitops target/debug/pve-gitops; do
+    if [ -x "$b" ]; then bin=$b; break; fi
+  done
+fi
+if [ -n "$bin" ] && help=$("$bin" watch --help 2>&1); then
+  echo "== 3b. flags of the rendered Deployments against \`$bin watch --help\`"
+  while read -r flag; do
+    [ -z "$flag" ] && continue
+    if echo "$help" | grep -qE -- "(^|[ ,])$flag([ =,]|\$)"; then
+      echo "  $flag ok"
+    else
+      fail "the chart passes $flag, but \`pve-gitops watch\` has no such flag"
+    fi
+  done < "$OUT/flags.list"
+else
+  echo "note: flags of the rendered Deployments not checked: no pve-gitops binary (build it, or set PVE_GITOPS_BIN)"
+fi
 
 mapfile -t to_validate < <(cat "$OUT/validate.list" 2>/dev/null || true)
 mapfile -t skipped < <(cat "$OUT/skipped.list" 2>/dev/null || true)
