@@ -272,11 +272,14 @@ PY
 # controller/src/cli.rs would otherwise only show up as a crash loop).
 bin=${PVE_GITOPS_BIN:-}
 if [ -z "$bin" ]; then
+  # the newer of the two builds
   for b in target/release/pve-gitops target/debug/pve-gitops; do
-    if [ -x "$b" ]; then bin=$b; break; fi
+    if [ -x "$b" ] && { [ -z "$bin" ] || [ "$b" -nt "$bin" ]; }; then bin=$b; fi
   done
 fi
-if [ -n "$bin" ] && help=$("$bin" watch --help 2>&1); then
+help=""
+[ -n "$bin" ] && help=$("$bin" watch --help 2>&1 || true)
+if [ -n "$bin" ] && echo "$help" | grep -q -- "--source"; then
   echo "== 3b. flags of the rendered Deployments against \`$bin watch --help\`"
   while read -r flag; do
     [ -z "$flag" ] && continue
@@ -286,8 +289,10 @@ if [ -n "$bin" ] && help=$("$bin" watch --help 2>&1); then
       fail "the chart passes $flag, but \`pve-gitops watch\` has no such flag"
     fi
   done < "$OUT/flags.list"
+elif [ -n "${PVE_GITOPS_BIN:-}" ]; then
+  fail "PVE_GITOPS_BIN=$PVE_GITOPS_BIN: \`watch --help\` does not list --source; not a pve-gitops binary?"
 else
-  echo "note: flags of the rendered Deployments not checked: no pve-gitops binary (build it, or set PVE_GITOPS_BIN)"
+  echo "note: flags of the rendered Deployments not checked: no usable pve-gitops binary in target/ (${bin:-none}; build it, or set PVE_GITOPS_BIN)"
 fi
 
 mapfile -t to_validate < <(cat "$OUT/validate.list" 2>/dev/null || true)
