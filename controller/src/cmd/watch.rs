@@ -22,11 +22,13 @@ use std::time::Duration;
 pub const LOG_ENV: &str = "PVE_GITOPS_LOG";
 
 fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Human => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().with_current_span(false).try_init(),

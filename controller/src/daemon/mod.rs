@@ -356,8 +356,10 @@ impl Daemon {
         let servers = graceful.child_token();
         if let Some((listener, tls)) = webhook {
             if let Some(w) = &cfg.webhook {
-                let addr = listener.local_addr().ok();
-                tracing::info!(?addr, tls = tls.is_some(), "webhook receiver listening");
+                let addr = listener
+                    .local_addr()
+                    .map_or_else(|_| w.listen.to_string(), |a| a.to_string());
+                tracing::info!(%addr, tls = tls.is_some(), "webhook receiver listening");
                 let wtx = tx.clone();
                 let receiver = Arc::new(crate::webhook::Receiver {
                     cfg: w.clone(),
@@ -374,7 +376,10 @@ impl Daemon {
             }
         }
         if let Some(listener) = metrics_listener {
-            tracing::info!(addr = ?listener.local_addr().ok(), "metrics endpoint listening");
+            let addr = listener
+                .local_addr()
+                .map_or_else(|_| "?".to_string(), |a| a.to_string());
+            tracing::info!(%addr, "metrics endpoint listening");
             let m = metrics.clone();
             tokio::spawn(http::serve(
                 listener,

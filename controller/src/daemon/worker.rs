@@ -401,7 +401,9 @@ impl Worker {
                 "in_sync"
             }
             Outcome::ChangesPending => {
-                self.metrics.drift_detected.inc();
+                if drift {
+                    self.metrics.drift_detected.inc();
+                }
                 self.metrics.in_sync.set(0);
                 self.status.drift = pending.clone();
                 self.status.pending_gates.clear();
