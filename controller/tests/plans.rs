@@ -14,6 +14,10 @@
 //!   description until the planner meets it; such a case is never refreshed by
 //!   `UPDATE_GOLDEN`.
 //!
+//! Every case is also applied on a copy of `live/` with the simulator up to the first stop:
+//! each step the plan offers as runnable must be accepted (the simulator refuses what
+//! corosync / pvecm / qm refuse).
+//!
 //! `UPDATE_GOLDEN=1 cargo test -p pve-gitops --test plans` rewrites `plan.txt` / `plan.json`
 //! (read every changed file before committing it: the reviewer is you). Directories whose
 //! name starts with `_` or `.` are not cases.
@@ -138,6 +142,42 @@ fn step_sequence(p: &Plan) -> Vec<String> {
         .collect()
 }
 
+/// Copy a directory tree (the case's `live/`) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    for e in walkdir::WalkDir::new(from) {
+        let e = e.expect("walk live dir");
+        let dest = to.join(e.path().strip_prefix(from).expect("under live"));
+        if e.file_type().is_dir() {
+            fs::create_dir_all(&dest).expect("mkdir");
+        } else {
+            fs::copy(e.path(), &dest).expect("copy");
+        }
+    }
+}
+
+/// Apply the plan on a copy of `live/` with the simulator until it converges or stops (gate,
+/// blocked step, refusal): the simulator refuses what corosync / pvecm / qm refuse, so every
+/// step the plan offers as runnable must go through. Returns the violation, if any.
+fn check_applies(case: &str) -> Option<String> {
+    let dir = plans_dir().join(case);
+    let cluster = load_manifest(&dir.join("manifest.yaml"));
+    let scratch =
+        std::env::temp_dir().join(format!("pve-gitops-golden-{}-{case}", std::process::id()));
+    let _ = fs::remove_dir_all(&scratch);
+    copy_tree(&dir.join("live"), &scratch);
+    let mut target = SimTarget::new(&scratch);
+    let r = pve_gitops::reconcile::run(
+        &cluster,
+        &mut target,
+        pve_gitops::reconcile::Mode::Apply { max_steps: 500 },
+        &|| false,
+        &mut |_| {},
+    );
+    let _ = fs::remove_dir_all(&scratch);
+    r.err()
+        .map(|e| format!("applying the plan on a copy of live/ with the simulator failed: {e}"))
+}
+
 /// Check `expect.txt`; returns the violations.
 fn check_expectations(case: &str, r: &Rendered) -> Vec<String> {
     let path = plans_dir().join(case).join("expect.txt");
@@ -240,7 +280,8 @@ fn golden_plans() {
         let json_path = dir.join("plan.json");
         let (want_txt, want_json) = (read(&txt_path), read(&json_path));
         let same = want_txt == r.text && want_json == r.json;
-        let violations = check_expectations(case, &r);
+        let mut violations = check_expectations(case, &r);
+        violations.extend(check_applies(case));
         let bug = fs::read_to_string(dir.join("KNOWN-BUG")).ok();
         if let Some(bug) = bug {
             // The reviewed expectation is expect.txt (and the golden files, when the exact

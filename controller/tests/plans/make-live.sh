@@ -181,6 +181,8 @@ case_quorum_votes_change() { local d; d=$(start "$1"); three_converged "$d" 1; f
 case_link_priority_change() { local d; d=$(start "$1"); three_converged "$d" 2; finish "$d"; }
 case_wait_for_all_change() { local d; d=$(start "$1"); three_converged "$d" 1; finish "$d"; }
 
+case_readdress_with_absent_node() { local d; d=$(start "$1"); three_converged "$d" 1; finish "$d"; }
+
 case_token_coefficient_change() {
   local d; d=$(start "$1"); three_converged "$d" 1 1 '  totem:' '    token_coefficient: 125'
   finish "$d"
@@ -299,6 +301,10 @@ case_plain_etc_pve_copy() {
 
 case_join_and_add_link() { local d; d=$(start "$1"); pg sim init "$d" --nodes 4
   gen 3 1 >"$tmp/m.yaml"; converge "$d" "$tmp/m.yaml"; finish "$d"
+}
+
+case_join_and_remove_link() { local d; d=$(start "$1"); pg sim init "$d" --nodes 4
+  gen 3 2 >"$tmp/m.yaml"; converge "$d" "$tmp/m.yaml"; finish "$d"
 }
 
 case_replace_node() { local d; d=$(start "$1"); pg sim init "$d" --nodes 4
