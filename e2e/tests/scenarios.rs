@@ -16,6 +16,7 @@ use pve_gitops_e2e::{preflight, pve_gitops_bin, wait_until, Harness, QuorumStatu
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -428,4 +429,350 @@ fn a_create_join_remove() {
         c.assert_in_sync(i);
     }
     note("a", "total", t0);
+}
+
+/// Poll `corosync-quorumtool` on `nodes` until `stop` is set; returns (polls, violations): a
+/// node that sees at least two members but is not quorate, or a poll where no node is quorate.
+fn poll_quorum(c: &Cluster, nodes: &[usize], stop: &AtomicBool) -> (usize, Vec<String>) {
+    let mut bad = Vec::new();
+    let mut polls = 0;
+    while !stop.load(Ordering::Relaxed) {
+        polls += 1;
+        let sts: Vec<(usize, QuorumStatus)> = nodes
+            .iter()
+            .filter_map(|&i| c.h.quorum_status(i).ok().map(|s| (i, s)))
+            .collect();
+        for (i, s) in &sts {
+            if s.members.len() >= 2 && !s.quorate {
+                bad.push(format!("pve{i} not quorate with members {:?}", s.members));
+            }
+        }
+        if !sts.iter().any(|(_, s)| s.quorate) {
+            bad.push(format!(
+                "no node quorate (answers from {:?})",
+                sts.iter().map(|s| s.0).collect::<Vec<_>>()
+            ));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    (polls, bad)
+}
+
+/// Converge while polling quorum on `nodes`; panics if quorum was lost at any poll.
+fn converge_keeping_quorum(c: &Cluster, nodes: &[usize]) -> Vec<Run> {
+    let stop = AtomicBool::new(false);
+    let (runs, (polls, bad)) = thread::scope(|s| {
+        let poller = s.spawn(|| poll_quorum(c, nodes, &stop));
+        let runs = c.converge(nodes);
+        stop.store(true, Ordering::Relaxed);
+        (runs, poller.join().expect("poller"))
+    });
+    assert!(polls > 0);
+    assert!(
+        bad.is_empty(),
+        "quorum lost during the change ({polls} polls): {bad:?}"
+    );
+    runs
+}
+
+fn create(c: &Cluster, ids: &[usize], addrs: impl Fn(usize) -> Vec<String>) {
+    let nodes: Vec<_> = ids.iter().map(|&i| (i, addrs(i), false)).collect();
+    c.manifest(&nodes, "", "");
+    c.converge(ids);
+    c.wait_members(ids[0], &ids.iter().map(|&i| i as u32).collect::<Vec<_>>());
+}
+
+/// Add a second knet link (ring1_addr on a second bridge) to the running cluster, cut link 0 on
+/// one node (still quorate, same members), then change one node's ring0 address without losing
+/// quorum (link 0 removed and re-created while link 1 carries the traffic).
+#[test]
+fn b_second_link_failover_readdress() {
+    let Some(c) = Cluster::new("scb", 3, 2) else {
+        return;
+    };
+    let t0 = Instant::now();
+    create(&c, &[1, 2, 3], |i| vec![c.addr(i, 0)]);
+    note("b", "create 3 nodes", t0);
+    let v0 = c.running_version(1);
+
+    let t1 = Instant::now();
+    let two = |i: usize| vec![c.addr(i, 0), c.addr(i, 1)];
+    c.manifest(
+        &[(1, two(1), false), (2, two(2), false), (3, two(3), false)],
+        "",
+        "",
+    );
+    let runs = converge_keeping_quorum(&c, &[1, 2, 3]);
+    note("b", "add link 1", t1);
+    assert_eq!(
+        c.running_version(1),
+        v0 + 1,
+        "{:?}",
+        Cluster::applied(&runs)
+    );
+    all_same(&c, &[1, 2, 3]);
+    let ok = wait_until(Duration::from_secs(30), || {
+        c.h.node_status(1).is_ok_and(|ns| {
+            [2u32, 3].iter().all(|n| {
+                ns.iter()
+                    .find(|r| r.nodeid == *n)
+                    .and_then(|r| r.link(1))
+                    .is_some_and(|l| l.connected)
+            })
+        })
+    });
+    assert!(
+        ok.is_ok(),
+        "link 1 never connected: {:?}",
+        c.h.node_status(1)
+    );
+    assert_eq!(
+        c.h.cmap_get(1, "nodelist.node.2.ring1_addr")
+            .ok()
+            .flatten()
+            .map(|e| e.value),
+        Some(c.addr(3, 1)),
+        "nodelist is sorted by name: node.2 is pve3"
+    );
+
+    // Cable pull on link 0 of pve3 (after knet's young-link back-off has decayed).
+    thread::sleep(Duration::from_secs(
+        10u64.saturating_sub(t0.elapsed().as_secs()),
+    ));
+    let t2 = Instant::now();
+    let before = c.status(1);
+    c.h.link_down(3, 0).expect("link down");
+    let mut checks = 0;
+    while t2.elapsed() < Duration::from_secs(8) {
+        let st = c.status(1);
+        assert!(
+            st.quorate && st.members == vec![1, 2, 3],
+            "after cutting link 0 of pve3: {st:?}"
+        );
+        checks += 1;
+        thread::sleep(Duration::from_millis(200));
+    }
+    let after = c.status(1);
+    note("b", "link 0 of pve3 down: still quorate with 3 members", t2);
+    eprintln!(
+        "ring id before {} after {} ({checks} checks)",
+        before.ring_id, after.ring_id
+    );
+    c.h.link_up(3, 0).expect("link up");
+
+    // Re-address pve3 on link 0.
+    let t3 = Instant::now();
+    let new_addr = c.h.node_addr(13, 0).to_string();
+    let ns = c.h.node_ns(3).expect("ns").to_string();
+    let out = std::process::Command::new("ip")
+        .args([
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{new_addr}/24"),
+            "dev",
+            "eth0",
+        ])
+        .output()
+        .expect("ip addr add");
+    assert!(out.status.success(), "{out:?}");
+    let mut nodes = vec![(1, two(1), false), (2, two(2), false), (3, two(3), false)];
+    nodes[2].1[0] = new_addr.clone();
+    c.manifest(&nodes, "", "");
+    let runs = converge_keeping_quorum(&c, &[1, 2, 3]);
+    note("b", "re-address pve3 ring0 (remove + re-add link 0)", t3);
+    assert_eq!(
+        c.running_version(2),
+        v0 + 3,
+        "{:?}",
+        Cluster::applied(&runs)
+    );
+    assert_eq!(
+        c.h.cmap_get(1, "nodelist.node.2.ring0_addr")
+            .ok()
+            .flatten()
+            .map(|e| e.value),
+        Some(new_addr.clone())
+    );
+    let ok = wait_until(Duration::from_secs(30), || {
+        c.h.node_status(1).is_ok_and(|ns| {
+            ns.iter()
+                .find(|r| r.nodeid == 3)
+                .and_then(|r| r.link(0))
+                .is_some_and(|l| l.connected && l.addrs.ends_with(&new_addr))
+        })
+    });
+    assert!(
+        ok.is_ok(),
+        "link 0 to pve3's new address never connected: {:?}",
+        c.h.node_status(1)
+    );
+    c.wait_members(3, &[1, 2, 3]);
+    all_same(&c, &[1, 2, 3]);
+    for i in 1..=3 {
+        c.assert_in_sync(i);
+    }
+    note("b", "total", t0);
+}
+
+/// Lose two of four nodes (quorum lost), set `quorum.expected_votes` to regain quorum, then
+/// remove them.
+#[test]
+fn c_expected_votes_then_remove() {
+    let Some(c) = Cluster::new("scc", 4, 1) else {
+        return;
+    };
+    let t0 = Instant::now();
+    create(&c, &[1, 2, 3, 4], |i| vec![c.addr(i, 0)]);
+    note("c", "create 4 nodes", t0);
+    let v0 = c.running_version(1);
+    let t1 = Instant::now();
+    c.stop_node(3);
+    c.stop_node(4);
+    let ok = wait_until(Duration::from_secs(30), || {
+        c.h.quorum_status(1)
+            .is_ok_and(|s| s.members == vec![1, 2] && !s.quorate)
+    });
+    assert!(
+        ok.is_ok(),
+        "expected an inquorate [1, 2]: {:?}",
+        c.h.quorum_status(1)
+    );
+    let nodes: Vec<_> = (1..=4).map(|i| (i, vec![c.addr(i, 0)], i >= 3)).collect();
+    c.manifest(&nodes, "", "  quorum:\n    expected_votes: 2\n");
+    let runs = c.converge(&[1, 2]);
+    note("c", "expected votes 2, remove pve3 and pve4", t1);
+    let applied = Cluster::applied(&runs);
+    assert_eq!(
+        applied
+            .get("set_expected_votes pve1")
+            .or(applied.get("set_expected_votes pve2")),
+        Some(&1),
+        "{applied:?}"
+    );
+    assert_eq!(applied.get("remove_node pve3"), Some(&1), "{applied:?}");
+    assert_eq!(applied.get("remove_node pve4"), Some(&1), "{applied:?}");
+    let st = c.wait_members(2, &[1, 2]);
+    assert_eq!((st.expected_votes, st.total_votes, st.quorum), (2, 2, 2));
+    assert_eq!(c.running_version(1), v0 + 2);
+    let master = all_same(&c, &[1, 2]);
+    assert!(!master.contains("pve3") && !master.contains("pve4"));
+    for i in 1..=2 {
+        c.assert_in_sync(i);
+    }
+    note("c", "total", t0);
+}
+
+/// Change link_mode passive -> active: a rolling restart (one node at a time, quorum checked
+/// before each) during which a poller never sees quorum lost.
+#[test]
+fn d_link_mode_rolling_restart() {
+    let Some(c) = Cluster::new("scd", 3, 1) else {
+        return;
+    };
+    let t0 = Instant::now();
+    create(&c, &[1, 2, 3], |i| vec![c.addr(i, 0)]);
+    note("d", "create 3 nodes", t0);
+    let v0 = c.running_version(1);
+    let pids: Vec<String> = (1..=3)
+        .map(|i| {
+            fs::read_to_string(c.h.node_root(i).expect("root").join("run/e2e-corosync.pid"))
+                .unwrap_or_default()
+        })
+        .collect();
+    let t1 = Instant::now();
+    let nodes: Vec<_> = (1..=3).map(|i| (i, vec![c.addr(i, 0)], false)).collect();
+    c.manifest(&nodes, "    rrp_mode: active\n", "");
+    let runs = converge_keeping_quorum(&c, &[1, 2, 3]);
+    note("d", "link_mode active by rolling restart", t1);
+    let applied = Cluster::applied(&runs);
+    assert_eq!(applied.get("update_corosync pve1"), Some(&1), "{applied:?}");
+    assert_eq!(c.running_version(1), v0 + 1);
+    for i in 1..=3 {
+        c.wait_members(i, &[1, 2, 3]);
+        let pid = fs::read_to_string(c.h.node_root(i).expect("root").join("run/e2e-corosync.pid"))
+            .unwrap_or_default();
+        assert_ne!(pid, pids[i - 1], "corosync on pve{i} was not restarted");
+        assert_eq!(
+            c.h.cmap_get(i, "totem.link_mode")
+                .ok()
+                .flatten()
+                .map(|e| e.value),
+            Some("active".to_string())
+        );
+    }
+    all_same(&c, &[1, 2, 3]);
+    for i in 1..=3 {
+        c.assert_in_sync(i);
+    }
+    note("d", "total", t0);
+}
+
+/// Manifests the planner must refuse leave every corosync.conf byte-identical: removing a node
+/// that still runs stops at the power-off gate (exit 1); renaming a joined node is refused
+/// (exit 2); a duplicate ring address is an invalid manifest (exit 2).
+#[test]
+fn e_refusals_change_nothing() {
+    let Some(c) = Cluster::new("sce", 3, 1) else {
+        return;
+    };
+    let t0 = Instant::now();
+    create(&c, &[1, 2, 3], |i| vec![c.addr(i, 0)]);
+    let confs = |c: &Cluster| -> Vec<String> {
+        let mut v = vec![c.master()];
+        v.extend((1..=3).map(|i| c.local_conf(i)));
+        v
+    };
+    let before = confs(&c);
+    let v0 = c.running_version(1);
+
+    let nodes: Vec<_> = (1..=3).map(|i| (i, vec![c.addr(i, 0)], i == 3)).collect();
+    c.manifest(&nodes, "", "");
+    for i in 1..=3 {
+        let r = c.reconcile(i, &[]);
+        assert_eq!(
+            r.code,
+            Some(1),
+            "removing a running node must stop at the gate:\n{r}"
+        );
+    }
+    let r = c.reconcile(1, &[]);
+    assert!(r.stdout.contains("power off pve3"), "{r}");
+    assert_eq!(confs(&c), before);
+
+    let mut y = fs::read_to_string(&c.manifest).expect("manifest");
+    y = y
+        .replace("      state: absent\n", "")
+        .replace("name: pve3", "name: pve9");
+    fs::write(&c.manifest, &y).expect("manifest");
+    for i in 1..=3 {
+        let r = c.reconcile(i, &[]);
+        assert_eq!(
+            r.code,
+            Some(2),
+            "renaming a joined node must be refused:\n{r}"
+        );
+        assert!(format!("{r}").contains("renamed"), "{r}");
+    }
+    assert_eq!(confs(&c), before);
+
+    let dup = y
+        .replace("name: pve9", "name: pve3")
+        .replace(&c.addr(3, 0), &c.addr(2, 0));
+    fs::write(&c.manifest, dup).expect("manifest");
+    let r = c.reconcile(1, &[]);
+    assert_eq!(
+        r.code,
+        Some(2),
+        "duplicate ring address must be refused:\n{r}"
+    );
+    assert_eq!(confs(&c), before);
+    assert_eq!(c.running_version(1), v0);
+
+    c.simple_manifest(&[1, 2, 3]);
+    for i in 1..=3 {
+        c.assert_in_sync(i);
+    }
+    note("e", "total", t0);
 }
