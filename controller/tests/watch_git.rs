@@ -31,9 +31,12 @@ async fn push_is_applied_then_next_push_too() {
     assert!(in_sync(&sim, &m2));
 
     // Quiet polls write nothing: the status file stays byte-identical.
-    let before = std::fs::read(state.join("status.json")).unwrap();
+    let before = std::fs::read_to_string(state.join("status.json")).unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(std::fs::read(state.join("status.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(state.join("status.json")).unwrap(),
+        before
+    );
     d.stop().await.unwrap();
 }
 
@@ -72,9 +75,12 @@ async fn bad_manifest_is_stalled_and_keeps_the_last_good_state_then_fix_is_ready
     assert!(s.last_applied_revision.as_deref().unwrap().ends_with(&good));
     assert_eq!(s.history[0].result, "invalid");
     // No retry storm: the stalled revision is not retried (history and file stay put).
-    let before = std::fs::read(state.join("status.json")).unwrap();
+    let before = std::fs::read_to_string(state.join("status.json")).unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(std::fs::read(state.join("status.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(state.join("status.json")).unwrap(),
+        before
+    );
     assert_eq!(corosync_conf(&sim), conf_before, "nothing applied");
 
     let fixed = with_token_coefficient(140);

@@ -291,7 +291,9 @@ impl Worker {
             }
         };
         self.status.cluster = Some(cluster.metadata.name.clone());
-        if is_new && !report_only {
+        let first_attempt =
+            self.status.last_attempted_revision.as_deref() != Some(revision.as_str());
+        if is_new && !report_only && first_attempt {
             tracing::info!(%revision, "reconciling a new revision");
             self.status.set(
                 kind::RECONCILING,
