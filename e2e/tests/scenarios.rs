@@ -460,11 +460,19 @@ fn poll_quorum(c: &Cluster, nodes: &[usize], stop: &AtomicBool) -> (usize, Vec<S
 
 /// Converge while polling quorum on `nodes`; panics if quorum was lost at any poll.
 fn converge_keeping_quorum(c: &Cluster, nodes: &[usize]) -> Vec<Run> {
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     let stop = AtomicBool::new(false);
     let (runs, (polls, bad)) = thread::scope(|s| {
         let poller = s.spawn(|| poll_quorum(c, nodes, &stop));
+        // Stops the poller also when converge panics (else the scope would wait forever).
+        let guard = StopOnDrop(&stop);
         let runs = c.converge(nodes);
-        stop.store(true, Ordering::Relaxed);
+        drop(guard);
         (runs, poller.join().expect("poller"))
     });
     assert!(polls > 0);

@@ -181,7 +181,7 @@ fn lock_corosync(t: &CorosyncTarget, step: &Step) -> Result<ClusterLock, TargetE
         LOCK_WAIT,
         || {
             // Keep replicating while waiting: the holder may be waiting for this node's sync.
-            let _ = observe::register(t);
+            let _ = observe::register(t, None);
             let _ = observe::sync_now(t);
         },
     )
@@ -389,6 +389,7 @@ fn rolling_restart(
                 ),
             ));
         }
+        let before = st.ring_id.clone();
         if *n == t.opts.node {
             stop_local(t)?;
             if wait_for(START_WAIT, refresh, || {
@@ -411,18 +412,14 @@ fn rolling_restart(
                     message: out.message(),
                 });
             }
-            let gone = wait_for(START_WAIT, refresh, || {
-                let st = local_status(t)?;
-                (!member_names(&st, ids).contains(n)).then_some(())
-            });
-            if gone.is_none() {
-                return Err(refused(
-                    step,
-                    format!("{n} did not leave the membership after `corosync-cfgtool -k {id}`"),
-                ));
-            }
         }
-        if wait_for(RESTART_WAIT, refresh, whole).is_none() {
+        // Back: a new ring (the node left and rejoined; when it is restarted within the token
+        // time-out the two show up as one membership change) with every member, quorate.
+        let back = wait_for(RESTART_WAIT, refresh, || {
+            let st = whole()?;
+            (st.ring_id != before).then_some(())
+        });
+        if back.is_none() {
             return Err(refused(
                 step,
                 format!(

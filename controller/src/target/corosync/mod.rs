@@ -213,10 +213,15 @@ impl Target for CorosyncTarget {
                 "{me} cannot remove itself; a quorate member's controller runs `{}`",
                 step.summary
             )),
-            StepKind::JoinNode(_)
-            | StepKind::RemoveNode(_)
-            | StepKind::UpdateCorosync(_)
-            | StepKind::SetExpectedVotes(_) => member(),
+            StepKind::JoinNode(_) | StepKind::RemoveNode(_) | StepKind::UpdateCorosync(_) => {
+                member()
+            }
+            // `corosync-quorumtool -e` is how an inquorate partition regains quorum.
+            StepKind::SetExpectedVotes(_) if observe::local_status(self).is_some() => Ok(()),
+            StepKind::SetExpectedVotes(_) => Err(format!(
+                "`{}` runs on a node whose corosync is running ({me}'s is not)",
+                step.summary
+            )),
             StepKind::SetDatacenter(_) => Ok(()),
             StepKind::MigrateGuest(_) => Err(
                 "the corosync target does not run guests; migrations need the pve target".into(),

@@ -232,19 +232,27 @@ pub fn sync_now(t: &CorosyncTarget) -> Result<(), TargetError> {
     Ok(())
 }
 
-/// Register this host (touch `DIR/priv/pve-gitops/hosts/NAME`).
+/// Register this host: write `TIMESTAMP running|stopped` to `DIR/priv/pve-gitops/hosts/NAME`
+/// (`running`: whether corosync runs here; None keeps the state last written).
 ///
 /// # Errors
 /// The registration cannot be written.
-pub fn register(t: &CorosyncTarget) -> Result<(), TargetError> {
+pub fn register(t: &CorosyncTarget, running: Option<bool>) -> Result<(), TargetError> {
     let dir = t.opts.shared.join(HOSTS_DIR);
     fs::create_dir_all(&dir).map_err(io_write(&dir))?;
     let path = dir.join(&t.opts.node);
+    let running = running.unwrap_or_else(|| {
+        fs::read_to_string(&path).is_ok_and(|s| s.split_whitespace().nth(1) == Some("running"))
+    });
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    fs::write(&path, format!("{now}\n")).map_err(io_write(&path))
+    let state = if running { "running" } else { "stopped" };
+    let tmp = dir.join(format!(".{}.tmp", t.opts.node));
+    fs::write(&tmp, format!("{now} {state}\n"))
+        .and_then(|()| fs::rename(&tmp, &path))
+        .map_err(io_write(&path))
 }
 
 fn fresh(path: &Path) -> bool {
@@ -255,14 +263,21 @@ fn fresh(path: &Path) -> bool {
         .is_some_and(|age| age < HOST_TTL)
 }
 
-/// Hosts registered within [`HOST_TTL`].
-pub fn registered_hosts(t: &CorosyncTarget) -> BTreeSet<String> {
+/// Hosts registered within [`HOST_TTL`], with whether corosync ran on them then.
+pub fn registered_hosts(t: &CorosyncTarget) -> BTreeMap<String, bool> {
     let Ok(rd) = fs::read_dir(t.opts.shared.join(HOSTS_DIR)) else {
-        return BTreeSet::new();
+        return BTreeMap::new();
     };
     rd.flatten()
         .filter(|e| fresh(&e.path()))
-        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if name.starts_with('.') {
+                return None;
+            }
+            let text = fs::read_to_string(e.path()).ok()?;
+            Some((name, text.split_whitespace().nth(1) == Some("running")))
+        })
         .collect()
 }
 
@@ -375,8 +390,8 @@ fn publish(t: &CorosyncTarget, p: &Published) -> Result<(), TargetError> {
 /// # Errors
 /// The shared directory cannot be read or written, or the master corosync.conf does not parse.
 pub fn observe(t: &CorosyncTarget) -> Result<Observed, TargetError> {
-    register(t)?;
     let live = live(t);
+    register(t, Some(live.status.is_some()))?;
     let master = read_master(t)?;
     let text = match &master {
         Some(m) => Some(m.clone()),
@@ -424,13 +439,20 @@ pub fn observe(t: &CorosyncTarget) -> Result<Observed, TargetError> {
         o.node_config_versions = p.versions.clone();
     }
     let registered = registered_hosts(t);
+    let nodelist: BTreeSet<String> = names(doc.as_ref()).into_values().collect();
     let mut hosts: BTreeSet<String> = t.opts.manifest_nodes.clone();
-    hosts.extend(names(doc.as_ref()).into_values());
+    hosts.extend(nodelist.iter().cloned());
     hosts.insert(t.opts.node.clone());
     for name in hosts {
+        // A nodelist node outside the membership is up only if its own controller last saw
+        // its corosync stopped (it starts it); one that last reported corosync running has
+        // been powered off (or its corosync stopped) since.
         let online = name == t.opts.node
             || o.membership.online.contains(&name)
-            || registered.contains(&name);
+            || match registered.get(&name) {
+                Some(running) => !(nodelist.contains(&name) && *running),
+                None => false,
+            };
         o.hosts.insert(
             name.clone(),
             Host {

@@ -241,6 +241,8 @@ pub struct QuorumStatus {
     pub quorate: bool,
     /// `Node ID:`, the local node.
     pub local_nodeid: u32,
+    /// `Ring ID:` as printed; it changes with every membership change.
+    pub ring_id: String,
     /// `Expected votes:`.
     pub expected_votes: u32,
     /// `Total votes:`.
@@ -326,6 +328,9 @@ pub fn parse_quorum_status(text: &str) -> Result<QuorumStatus, String> {
     Ok(QuorumStatus {
         quorate,
         local_nodeid: num("Node ID")?,
+        ring_id: field("Ring ID")
+            .ok_or_else(|| "no `Ring ID:` line".to_string())?
+            .to_string(),
         expected_votes: num("Expected votes")?,
         total_votes: num("Total votes")?,
         quorum: num("Quorum")?,
@@ -398,6 +403,7 @@ Membership information
         let s = parse_quorum_status(STATUS).unwrap();
         assert!(s.quorate);
         assert_eq!(s.local_nodeid, 1);
+        assert_eq!(s.ring_id, "1.9");
         assert_eq!((s.expected_votes, s.total_votes, s.quorum), (3, 3, 2));
         assert_eq!(
             s.members,
