@@ -19,7 +19,8 @@ use pve_gitops_schema::corosync::Document;
 use pve_gitops_schema::spec::{Cluster, Transport};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Joined nodes the manifest keeps, with their desired and live addresses per link.
+/// Joined nodes the manifest lists (present, or absent but not removed yet — they are still
+/// members and must keep an address on every link), with desired and live addresses per link.
 struct Pair {
     name: String,
     desired: BTreeMap<u8, String>,
@@ -31,18 +32,69 @@ struct Pair {
 fn pairs(desired: &Cluster, doc: &Document) -> Vec<Pair> {
     let view = doc.view();
     let mut out = Vec::new();
-    for n in desired.present_nodes() {
+    for n in &desired.spec.nodes {
         if let Some(live) = view.node_by_name(&n.name) {
+            let live_votes = live.quorum_votes.unwrap_or(1);
+            // A node on its way out keeps the live addresses the manifest does not mention.
+            let mut want = if n.is_present() {
+                BTreeMap::new()
+            } else {
+                live.rings.clone()
+            };
+            want.extend(links_of(n));
             out.push(Pair {
                 name: n.name.clone(),
-                desired: links_of(n),
+                desired: want,
                 live: live.rings.clone(),
-                desired_votes: n.quorum_votes,
-                live_votes: live.quorum_votes.unwrap_or(1),
+                // A node on its way out keeps its votes until delnode.
+                desired_votes: if n.is_present() {
+                    n.quorum_votes
+                } else {
+                    live_votes
+                },
+                live_votes,
             });
         }
     }
     out
+}
+
+/// Joined nodes the manifest does not list: their address on a new link is unknown.
+fn unmanaged(desired: &Cluster, doc: &Document) -> Vec<String> {
+    doc.view()
+        .nodes
+        .into_iter()
+        .filter_map(|n| n.name)
+        .filter(|n| desired.node(n).is_none())
+        .collect()
+}
+
+/// Joined nodes that would be left without an address on link `l` if it is (re-)created:
+/// nodes outside the manifest, and listed nodes without a `ring<l>_addr`.
+fn lacking(pairs: &[Pair], unmanaged: &[String], l: u8) -> Vec<String> {
+    let mut out: Vec<String> = unmanaged.to_vec();
+    out.extend(
+        pairs
+            .iter()
+            .filter(|p| !p.desired.contains_key(&l))
+            .map(|p| p.name.clone()),
+    );
+    out
+}
+
+/// Block a link-creating step when some joined node would have no address on the link
+/// (corosync refuses a nodelist where nodes have different link sets).
+fn block_if_lacking(step: Option<Step>, lacking: &[String], l: u8) -> Option<Step> {
+    step.map(|s| {
+        if lacking.is_empty() {
+            s
+        } else {
+            s.blocked(format!(
+                "joined node(s) {} have no ring{l}_addr in the manifest (or are not in it): every node needs an address on link {l}; add it, or remove the node first",
+                lacking.join(", ")
+            ))
+        }
+    })
 }
 
 fn bool01(b: bool) -> &'static str {
@@ -125,6 +177,7 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
     }
     let view = doc.view();
     let pairs = pairs(desired, doc);
+    let unmanaged = unmanaged(desired, doc);
     let live_links: BTreeSet<u8> = view
         .nodes
         .iter()
@@ -138,6 +191,7 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
     if !added.is_empty() {
         let mut next = doc.clone();
         let mut changes = Vec::new();
+        let mut missing = Vec::new();
         for l in &added {
             for p in &pairs {
                 if let Some(a) = p.desired.get(l) {
@@ -146,8 +200,18 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
             }
             add_interface(desired, &mut next, *l);
             changes.push(format!("add link {l}"));
+            for n in lacking(&pairs, &unmanaged, *l) {
+                if !missing.contains(&n) {
+                    missing.push(n);
+                }
+            }
         }
-        candidates.extend(step(model, next, changes, Method::Reload, ""));
+        let l = added.first().copied().unwrap_or(0);
+        candidates.extend(block_if_lacking(
+            step(model, next, changes, Method::Reload, ""),
+            &missing,
+            l,
+        ));
     }
 
     // 2. Re-addressed links.
@@ -184,7 +248,11 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
                 what.join(", ")
             )];
             changes.dedup();
-            candidates.extend(step(model, next, changes, Method::Reload, ""));
+            candidates.extend(block_if_lacking(
+                step(model, next, changes, Method::Reload, ""),
+                &lacking(&pairs, &unmanaged, *l),
+                *l,
+            ));
         } else {
             for p in &moved {
                 if let Some(a) = p.desired.get(l) {
