@@ -1,8 +1,7 @@
-//! A small blocking HTTPS client for the API: hyper 1's HTTP/1.1 client connection over
-//! tokio-rustls (ring provider, already in the build for the webhook server), driven by a
-//! current-thread tokio runtime that each [`Client`] owns. One request per connection
-//! (`Connection: close`), one time limit per attempt (connect, TLS and the whole exchange), a
-//! cap on the response size.
+//! A small blocking HTTPS client: hyper 1's HTTP/1.1 client connection over tokio-rustls
+//! (ring provider, as for the webhook server), driven by a current-thread tokio runtime that
+//! each [`Client`] owns. One request per connection, one time limit per attempt, a cap on the
+//! response size.
 //!
 //! Trust: either certificate pinning by SHA-256 fingerprint of the server's end-entity
 //! certificate (what `pvecm add --fingerprint` does; Proxmox VE nodes have self-signed
@@ -10,8 +9,10 @@
 
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Bytes;
-use hyper::header::{HeaderName, HeaderValue};
-use hyper::{Method, Request};
+use hyper::client::conn::http1::{handshake, SendRequest};
+use hyper::ext::ReasonPhrase;
+use hyper::header::AUTHORIZATION;
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
-use tokio_rustls::TlsConnector;
+use tokio_rustls::{client::TlsStream, TlsConnector};
 
 /// Largest response body read (API answers are small; a task log is bounded by `limit`).
 pub const MAX_RESPONSE: usize = 16 * 1024 * 1024;
@@ -241,8 +242,14 @@ impl std::fmt::Display for TransportError {
     }
 }
 
-/// The runtime that drives hyper; shut down without waiting, so that dropping a client is
-/// fine anywhere (even on an async thread).
+/// The TLS configuration and a current-thread runtime to drive hyper; clones share both.
+#[derive(Clone)]
+pub struct Client {
+    tls: TlsConnector,
+    rt: Arc<Runtime>,
+}
+
+/// Shut down without waiting, so that a client may be dropped anywhere (even in async code).
 struct Runtime(Option<tokio::runtime::Runtime>);
 
 impl Drop for Runtime {
@@ -253,31 +260,12 @@ impl Drop for Runtime {
     }
 }
 
-/// The TLS configuration and the runtime of one API client; clones share the runtime.
-#[derive(Clone)]
-pub struct Client {
-    tls: TlsConnector,
-    rt: Arc<Runtime>,
-}
-
-/// Aborts the connection task when the exchange ends or is abandoned (time limit).
-struct Abort(tokio::task::JoinHandle<Result<(), hyper::Error>>);
-
-impl Drop for Abort {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// `e` and its sources (hyper's messages are terse and keep the cause in `source`).
+/// `e` and its sources (hyper keeps the cause in `source`).
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut m = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        m.push_str(&format!(": {s}"));
-        src = s.source();
-    }
-    m
+    std::iter::successors(Some(e), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 impl Client {
@@ -287,8 +275,7 @@ impl Client {
     /// TLS setup (see [`tls_config`]) or the runtime could not be built.
     pub fn new(trust: &Trust) -> Result<Client, String> {
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
+            .enable_all()
             .build()
             .map_err(|e| format!("cannot start the HTTP client's runtime: {e}"))?;
         Ok(Client {
@@ -297,8 +284,9 @@ impl Client {
         })
     }
 
-    /// Send one request. `headers` are (name, value); `body` is sent with `Content-Length`.
-    /// Must not be called from async code (it blocks on the client's runtime).
+    /// Send one request (`Connection: close`) within `timeout` for connect, TLS and the whole
+    /// exchange. `headers` are (name, value); `body` is (content type, bytes). Blocks: not for
+    /// async code.
     ///
     /// # Errors
     /// [`TransportError`]; an HTTP error status is a normal [`Response`].
@@ -311,60 +299,48 @@ impl Client {
         body: Option<(&str, &[u8])>,
         timeout: Duration,
     ) -> Result<Response, TransportError> {
-        let req = request(ep, method, target, headers, body)
-            .map_err(|m| TransportError::Io(format!("{}: {m}", ep.url())))?;
-        let rt = self.rt.0.as_ref().expect("runtime present until drop");
-        rt.block_on(self.exchange(ep, req, timeout))
-    }
-
-    async fn exchange(
-        &self,
-        ep: &Endpoint,
-        req: Request<Full<Bytes>>,
-        timeout: Duration,
-    ) -> Result<Response, TransportError> {
         let url = ep.url();
+        let io = |m: String| TransportError::Io(format!("{url}: {m}"));
+        let (ctype, bytes) = body.unwrap_or(("", &[]));
+        let mut req = Request::builder()
+            .method(method)
+            .uri(target)
+            .header("Host", &url["https://".len()..])
+            .header("Accept", "application/json")
+            .header("Connection", "close")
+            .header("User-Agent", "pve-gitops");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if body.is_some() {
+            req = req.header("Content-Type", ctype);
+        }
+        if body.is_some() || method != "GET" {
+            req = req.header("Content-Length", bytes.len());
+        }
+        // http's messages never quote a header value (the token).
+        let mut req = req
+            .body(Full::new(Bytes::copy_from_slice(bytes)))
+            .map_err(|e| io(format!("bad request: {e}")))?;
+        if let Some(v) = req.headers_mut().get_mut(AUTHORIZATION) {
+            v.set_sensitive(true);
+        }
         let deadline = Instant::now() + timeout;
-        let (mut sender, _conn) =
-            timeout_at(deadline, self.connect(ep)).await.map_err(|_| {
+        let exchange = async {
+            let sender = timeout_at(deadline, self.connect(ep)).await.map_err(|_| {
                 TransportError::Connect(format!("{url}: timed out after {timeout:?}"))
             })??;
-        let io = |m: String| TransportError::Io(format!("{url}: {m}"));
-        let exchange = async {
-            let resp = sender.send_request(req).await.map_err(|e| io(chain(&e)))?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_RESPONSE)
-                .collect()
+            timeout_at(deadline, Self::exchange(sender, req))
                 .await
-                .map_err(|e| {
-                    if e.is::<LengthLimitError>() {
-                        io(format!("response larger than {MAX_RESPONSE} bytes"))
-                    } else {
-                        io(chain(&*e))
-                    }
-                })?
-                .to_bytes();
-            let reason = match parts.extensions.get::<hyper::ext::ReasonPhrase>() {
-                Some(r) => String::from_utf8_lossy(r.as_bytes()).into_owned(),
-                None => parts.status.canonical_reason().unwrap_or("").to_string(),
-            };
-            Ok(Response {
-                status: parts.status.as_u16(),
-                reason,
-                body: body.to_vec(),
-            })
+                .map_err(|_| io(format!("no complete answer within {timeout:?}")))?
+                .map_err(io)
         };
-        timeout_at(deadline, exchange)
-            .await
-            .map_err(|_| io(format!("no complete answer within {timeout:?}")))?
+        self.rt.0.as_ref().expect("until drop").block_on(exchange)
     }
 
     /// TCP, TLS (the certificate is checked here: a rejected server gets no request) and the
-    /// HTTP/1.1 connection, whose task runs on the runtime until the exchange ends.
-    async fn connect(
-        &self,
-        ep: &Endpoint,
-    ) -> Result<(hyper::client::conn::http1::SendRequest<Full<Bytes>>, Abort), TransportError> {
+    /// HTTP/1.1 handshake; the connection is driven alongside the exchange.
+    async fn connect(&self, ep: &Endpoint) -> Result<Connection, TransportError> {
         let fail = |m: String| TransportError::Connect(format!("{}: {m}", ep.url()));
         let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
             .await
@@ -375,58 +351,51 @@ impl Client {
             .connect(name, tcp)
             .await
             .map_err(|e| fail(format!("TLS: {e}")))?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| fail(chain(&e)))?;
-        Ok((sender, Abort(tokio::spawn(conn))))
+            .map_err(|e| fail(chain(&e)))
+    }
+
+    async fn exchange(
+        (mut sender, conn): Connection,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response, String> {
+        let exchange = async move {
+            let (parts, body) = sender
+                .send_request(req)
+                .await
+                .map_err(|e| chain(&e))?
+                .into_parts();
+            let body = Limited::new(body, MAX_RESPONSE)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<LengthLimitError>() {
+                        format!("response larger than {MAX_RESPONSE} bytes")
+                    } else {
+                        chain(&*e)
+                    }
+                })?;
+            let reason = match parts.extensions.get::<ReasonPhrase>() {
+                Some(r) => String::from_utf8_lossy(r.as_bytes()).into_owned(),
+                None => parts.status.canonical_reason().unwrap_or("").into(),
+            };
+            Ok(Response {
+                status: parts.status.as_u16(),
+                reason,
+                body: body.to_bytes().to_vec(),
+            })
+        };
+        // The connection ends after the response (`Connection: close`); its errors also reach
+        // the exchange, which reports them.
+        tokio::join!(exchange, conn).0
     }
 }
 
-/// The request with its fixed headers (`Host`, `Accept`, `Connection: close`, `User-Agent`),
-/// `headers` (`Authorization` marked sensitive) and the body's type and length.
-fn request(
-    ep: &Endpoint,
-    method: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: Option<(&str, &[u8])>,
-) -> Result<Request<Full<Bytes>>, String> {
-    let host = if ep.host.contains(':') {
-        format!("[{}]:{}", ep.host, ep.port)
-    } else {
-        format!("{}:{}", ep.host, ep.port)
-    };
-    let length = body.map_or(0, |(_, b)| b.len()).to_string();
-    let mut all = vec![
-        ("Host", host.as_str()),
-        ("Accept", "application/json"),
-        ("Connection", "close"),
-        ("User-Agent", "pve-gitops"),
-    ];
-    all.extend_from_slice(headers);
-    if let Some((ctype, _)) = body {
-        all.push(("Content-Type", ctype));
-    }
-    if body.is_some() || method != "GET" {
-        all.push(("Content-Length", &length));
-    }
-    let method = Method::from_bytes(method.as_bytes()).map_err(|_| "bad method".to_string())?;
-    let mut req = Request::builder()
-        .method(method)
-        .uri(target)
-        .body(Full::new(Bytes::copy_from_slice(
-            body.map_or(&[][..], |(_, b)| b),
-        )))
-        .map_err(|e| format!("bad request target: {e}"))?;
-    for (k, v) in all {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("bad header {k}"))?;
-        // The message names the header only: its value may be the token.
-        let mut value = HeaderValue::from_str(v).map_err(|_| format!("bad value of {k}"))?;
-        value.set_sensitive(name == hyper::header::AUTHORIZATION);
-        req.headers_mut().append(name, value);
-    }
-    Ok(req)
-}
+type Connection = (
+    SendRequest<Full<Bytes>>,
+    hyper::client::conn::http1::Connection<TokioIo<TlsStream<TcpStream>>, Full<Bytes>>,
+);
 
 /// `application/x-www-form-urlencoded` / query-string encoding of one value.
 pub fn urlencode(s: &str) -> String {
