@@ -330,13 +330,13 @@ pub fn published(t: &CorosyncTarget, doc: Option<&Document>, live: &Live) -> Opt
             .members
             .iter()
             .filter_map(|(id, _, n)| {
-                // runtime.members.<id>.config_version is refreshed when the membership
-                // changes, not by a reload (which is cluster-wide and verified): a member
-                // runs at least the version this node runs.
-                let v = match (live.member_versions.get(id).copied(), live.running_version) {
-                    (Some(m), Some(r)) => m.max(r),
-                    (m, r) => m.or(r)?,
-                };
+                // runtime.members.<id>.config_version (refreshed by a reload too, seen on
+                // corosync 3.1.7); a member missing there reports what this node runs.
+                let v = live
+                    .member_versions
+                    .get(id)
+                    .copied()
+                    .or(live.running_version)?;
                 Some((name(*id, n), v))
             })
             .collect(),
