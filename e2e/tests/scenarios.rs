@@ -393,6 +393,10 @@ fn a_create_join_remove() {
         "edit + start: {applied:?}"
     );
     assert_eq!(applied.values().sum::<usize>(), 5, "{applied:?}");
+    // corosync's own record: pve1 saw exactly two reloads (the two nodelist edits).
+    let log = fs::read_to_string(c.h.node_root(1).expect("root").join("corosync.stderr.log"))
+        .unwrap_or_default();
+    assert_eq!(log.matches("Config reload requested").count(), 2, "{log}");
     all_same(&c, &[1, 2, 3]);
     c.assert_in_sync(2);
 

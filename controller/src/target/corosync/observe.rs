@@ -330,13 +330,13 @@ pub fn published(t: &CorosyncTarget, doc: Option<&Document>, live: &Live) -> Opt
             .members
             .iter()
             .filter_map(|(id, _, n)| {
-                // runtime.members.<id>.config_version is refreshed when the membership
-                // changes, not by a reload (which is cluster-wide and verified): a member
-                // runs at least the version this node runs.
-                let v = match (live.member_versions.get(id).copied(), live.running_version) {
-                    (Some(m), Some(r)) => m.max(r),
-                    (m, r) => m.or(r)?,
-                };
+                // runtime.members.<id>.config_version (refreshed by a reload too, seen on
+                // corosync 3.1.7); a member missing there reports what this node runs.
+                let v = live
+                    .member_versions
+                    .get(id)
+                    .copied()
+                    .or(live.running_version)?;
                 Some((name(*id, n), v))
             })
             .collect(),
@@ -489,4 +489,107 @@ pub fn observe(t: &CorosyncTarget) -> Result<Observed, TargetError> {
     o.leftover_node_dirs = leftover.into_iter().collect();
     o.lock = lock::holder(&t.opts.shared, lock::COROSYNC_LOCK).map(|h| h.holder);
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::corosync::CorosyncOptions;
+    use std::path::PathBuf;
+
+    fn target(name: &str) -> (CorosyncTarget, PathBuf) {
+        let root =
+            std::env::temp_dir().join(format!("pve-gitops-cs-obs-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("shared")).unwrap();
+        let t = CorosyncTarget::new(CorosyncOptions {
+            node: "pve2".into(),
+            shared: root.join("shared"),
+            local_conf: root.join("etc/corosync.conf"),
+            authkey: root.join("etc/authkey"),
+            start: None,
+            stop: None,
+            manifest_nodes: BTreeSet::new(),
+        });
+        (t, root)
+    }
+
+    fn conf(version: u64, nodes: &[&str]) -> String {
+        let mut s =
+            format!("totem {{\n  cluster_name: c\n  config_version: {version}\n}}\nnodelist {{\n");
+        for (i, n) in nodes.iter().enumerate() {
+            s.push_str(&format!(
+                "  node {{\n    name: {n}\n    nodeid: {}\n    ring0_addr: 10.0.0.{}\n  }}\n",
+                i + 1,
+                i + 1
+            ));
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    #[test]
+    fn sync_installs_the_master_and_records_it() {
+        let (t, root) = target("sync");
+        let m = conf(3, &["pve1", "pve2"]);
+        assert!(sync_text(&t, &m, Some(2)).unwrap());
+        assert_eq!(fs::read_to_string(&t.opts.local_conf).unwrap(), m);
+        assert_eq!(read_record(&t, "pve2"), Some((3, digest(&m))));
+        // Same text: nothing to write.
+        assert!(!sync_text(&t, &m, Some(3)).unwrap());
+        // A master older than what corosync runs here is not installed.
+        assert!(!sync_text(&t, &conf(2, &["pve1", "pve2"]), Some(3)).unwrap());
+        // Rolled back (corosync still runs the older version): installed.
+        let back = conf(3, &["pve1", "pve2", "pve3"]);
+        assert!(sync_text(&t, &back, Some(3)).unwrap());
+        // Not in the nodelist: never installed.
+        assert!(!sync_text(&t, &conf(4, &["pve1"]), None).unwrap());
+        let _ = fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn registration_keeps_state_when_not_given() {
+        let (t, root) = target("reg");
+        register(&t, Some(true)).unwrap();
+        assert_eq!(registered_hosts(&t).get("pve2"), Some(&true));
+        register(&t, None).unwrap();
+        assert_eq!(registered_hosts(&t).get("pve2"), Some(&true));
+        register(&t, Some(false)).unwrap();
+        assert_eq!(registered_hosts(&t).get("pve2"), Some(&false));
+        let _ = fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn published_membership_without_this_node() {
+        let (t, root) = target("pub");
+        let p = Published {
+            by: "pve1".into(),
+            online: vec!["pve1".into(), "pve2".into(), "pve3".into()],
+            quorate: true,
+            expected_votes: 3,
+            total_votes: 3,
+            quorum: 2,
+            runtime_expected: None,
+            versions: [("pve1".to_string(), 4), ("pve2".to_string(), 4)].into(),
+            votes: [("pve2".to_string(), 1)].into(),
+        };
+        publish(&t, &p).unwrap();
+        let r = read_published(&t, 1).unwrap();
+        assert_eq!(r.online, vec!["pve1", "pve3"]);
+        assert_eq!((r.total_votes, r.quorate), (2, true));
+        assert!(!r.versions.contains_key("pve2"));
+        // Inquorate only for lack of this node's vote: quorate once it starts.
+        let q = Published {
+            online: vec!["pve1".into()],
+            quorate: false,
+            expected_votes: 2,
+            total_votes: 1,
+            quorum: 2,
+            ..p
+        };
+        publish(&t, &q).unwrap();
+        assert!(read_published(&t, 1).unwrap().quorate);
+        assert!(!read_published(&t, 0).unwrap().quorate);
+        let _ = fs::remove_dir_all(root);
+    }
 }

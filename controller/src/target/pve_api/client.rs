@@ -6,10 +6,8 @@
 //! line or `Debug` output.
 
 use super::http::{self, Endpoint, Response, TransportError, Trust};
-use rustls::ClientConfig;
 use serde::de::DeserializeOwned;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// An API token `USER@REALM!TOKENID=SECRET`. `Debug` and `Display` never show it.
@@ -121,8 +119,8 @@ impl ApiError {
 pub struct ApiClient {
     endpoint: Endpoint,
     token: Token,
-    tls: Arc<ClientConfig>,
-    /// Time limit of one attempt (connect, each read and write).
+    http: http::Client,
+    /// Time limit of one attempt (connect, TLS handshake and the whole exchange).
     pub timeout: Duration,
     /// Attempts per request (GET: transport errors and 502/503/504/596; writes: only when
     /// the connection could not be made, so a write is never sent twice).
@@ -153,7 +151,7 @@ impl ApiClient {
         Ok(ApiClient {
             endpoint: Endpoint::parse(url)?,
             token,
-            tls: http::tls_config(trust)?,
+            http: http::Client::new(trust)?,
             timeout: Duration::from_secs(30),
             attempts: 3,
             backoff: Duration::from_millis(500),
@@ -230,8 +228,7 @@ impl ApiClient {
         let mut pause = self.backoff;
         let mut last = String::new();
         for attempt in 1..=attempts {
-            let sent = http::send(
-                &self.tls,
+            let sent = self.http.send(
                 &self.endpoint,
                 method,
                 &full,

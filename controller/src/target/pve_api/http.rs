@@ -1,22 +1,31 @@
-//! A small blocking HTTPS/1.1 client: std `TcpStream` + rustls (ring provider, already in the
-//! build for the webhook server) + `httparse`. One request per connection
-//! (`Connection: close`), time limits on connect, read and write, a cap on the response size.
+//! A small blocking HTTPS client: hyper 1's HTTP/1.1 client connection over tokio-rustls
+//! (ring provider, as for the webhook server), driven by a current-thread tokio runtime that
+//! each [`Client`] owns. One request per connection, one time limit per attempt, a cap on the
+//! response size.
 //!
 //! Trust: either certificate pinning by SHA-256 fingerprint of the server's end-entity
 //! certificate (what `pvecm add --fingerprint` does; Proxmox VE nodes have self-signed
 //! certificates) or a CA bundle (PEM). There is no "accept anything" mode.
 
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::{handshake, SendRequest};
+use hyper::ext::ReasonPhrase;
+use hyper::header::AUTHORIZATION;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+use tokio_rustls::{client::TlsStream, TlsConnector};
 
 /// Largest response body read (API answers are small; a task log is bounded by `limit`).
 pub const MAX_RESPONSE: usize = 16 * 1024 * 1024;
@@ -233,193 +242,160 @@ impl std::fmt::Display for TransportError {
     }
 }
 
-/// Send one request. `headers` are (name, value); `body` is sent with `Content-Length`.
-///
-/// # Errors
-/// [`TransportError`]; an HTTP error status is a normal [`Response`].
-pub fn send(
-    config: &Arc<ClientConfig>,
-    ep: &Endpoint,
-    method: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: Option<(&str, &[u8])>,
-    timeout: Duration,
-) -> Result<Response, TransportError> {
-    let addrs: Vec<_> = (ep.host.as_str(), ep.port)
-        .to_socket_addrs()
-        .map_err(|e| TransportError::Connect(format!("{}: {e}", ep.url())))?
-        .collect();
-    let mut last = format!("{}: no address", ep.url());
-    let mut tcp = None;
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, timeout) {
-            Ok(s) => {
-                tcp = Some(s);
-                break;
-            }
-            Err(e) => last = format!("{}: {e}", ep.url()),
-        }
-    }
-    let tcp = tcp.ok_or(TransportError::Connect(last))?;
-    let io = |e: std::io::Error| TransportError::Io(format!("{}: {e}", ep.url()));
-    tcp.set_read_timeout(Some(timeout)).map_err(io)?;
-    tcp.set_write_timeout(Some(timeout)).map_err(io)?;
-    let name = ServerName::try_from(ep.host.clone())
-        .map_err(|e| TransportError::Connect(format!("{}: {e}", ep.url())))?;
-    let conn = rustls::ClientConnection::new(config.clone(), name)
-        .map_err(|e| TransportError::Connect(format!("{}: {e}", ep.url())))?;
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let host_header = if ep.host.contains(':') {
-        format!("[{}]:{}", ep.host, ep.port)
-    } else {
-        format!("{}:{}", ep.host, ep.port)
-    };
-    let mut req = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {host_header}\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: pve-gitops\r\n"
-    );
-    for (k, v) in headers {
-        req.push_str(k);
-        req.push_str(": ");
-        req.push_str(v);
-        req.push_str("\r\n");
-    }
-    let body_bytes: &[u8] = match body {
-        Some((ctype, b)) => {
-            req.push_str(&format!(
-                "Content-Type: {ctype}\r\nContent-Length: {}\r\n",
-                b.len()
-            ));
-            b
-        }
-        None => {
-            if method != "GET" {
-                req.push_str("Content-Length: 0\r\n");
-            }
-            &[]
-        }
-    };
-    req.push_str("\r\n");
-    // The handshake happens on the first write: a certificate rejection surfaces here.
-    let handshake = |e: std::io::Error| TransportError::Connect(format!("{}: TLS: {e}", ep.url()));
-    tls.write_all(req.as_bytes()).map_err(handshake)?;
-    tls.write_all(body_bytes).map_err(io)?;
-    tls.flush().map_err(io)?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match tls.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                if buf.len() > MAX_RESPONSE {
-                    return Err(TransportError::Io(format!(
-                        "{}: response larger than {MAX_RESPONSE} bytes",
-                        ep.url()
-                    )));
-                }
-                if response_complete(&buf) {
-                    break;
-                }
-            }
-            // Servers often close without close_notify; a complete response is fine.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(io(e)),
-        }
-    }
-    parse_response(&buf).map_err(|m| TransportError::Io(format!("{}: {m}", ep.url())))
+/// The TLS configuration and a current-thread runtime to drive hyper; clones share both.
+#[derive(Clone)]
+pub struct Client {
+    tls: TlsConnector,
+    rt: Arc<Runtime>,
 }
 
-/// Whether `buf` holds a whole response (headers plus Content-Length bytes, or a chunked body
-/// up to its last chunk).
-fn response_complete(buf: &[u8]) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut r = httparse::Response::new(&mut headers);
-    let Ok(httparse::Status::Complete(head)) = r.parse(buf) else {
-        return false;
-    };
-    let body = &buf[head..];
-    for h in r.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            return std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .is_some_and(|n| body.len() >= n);
-        }
-        if h.name.eq_ignore_ascii_case("transfer-encoding")
-            && String::from_utf8_lossy(h.value)
-                .to_ascii_lowercase()
-                .contains("chunked")
-        {
-            return dechunk(body).is_ok();
-        }
-    }
-    false
-}
+/// Shut down without waiting, so that a client may be dropped anywhere (even in async code).
+struct Runtime(Option<tokio::runtime::Runtime>);
 
-/// Decode a chunked body.
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunk size")?;
-        let size_text = std::str::from_utf8(&body[..line_end]).map_err(|_| "bad chunk size")?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
         }
-        if body.len() < size + 2 {
-            return Err("truncated chunk".into());
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[size + 2..];
     }
 }
 
-/// Parse a complete HTTP/1.1 response.
-///
-/// # Errors
-/// Malformed or truncated.
-pub fn parse_response(buf: &[u8]) -> Result<Response, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut r = httparse::Response::new(&mut headers);
-    let head = match r.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Err("truncated response".into()),
-        Err(e) => return Err(format!("malformed response: {e}")),
-    };
-    let status = r.code.ok_or("no status")?;
-    let reason = r.reason.unwrap_or("").to_string();
-    let raw = &buf[head..];
-    let mut body = raw.to_vec();
-    for h in r.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .ok_or("bad Content-Length")?;
-            if raw.len() < n {
-                return Err("truncated body".into());
-            }
-            body = raw[..n].to_vec();
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding")
-            && String::from_utf8_lossy(h.value)
-                .to_ascii_lowercase()
-                .contains("chunked")
-        {
-            body = dechunk(raw)?;
-        }
-    }
-    Ok(Response {
-        status,
-        reason,
-        body,
-    })
+/// `e` and its sources (hyper keeps the cause in `source`).
+fn chain(e: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(e), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
+
+impl Client {
+    /// A client trusting `trust`.
+    ///
+    /// # Errors
+    /// TLS setup (see [`tls_config`]) or the runtime could not be built.
+    pub fn new(trust: &Trust) -> Result<Client, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the HTTP client's runtime: {e}"))?;
+        Ok(Client {
+            tls: TlsConnector::from(tls_config(trust)?),
+            rt: Arc::new(Runtime(Some(rt))),
+        })
+    }
+
+    /// Send one request (`Connection: close`) within `timeout` for connect, TLS and the whole
+    /// exchange. `headers` are (name, value); `body` is (content type, bytes). Blocks: not for
+    /// async code.
+    ///
+    /// # Errors
+    /// [`TransportError`]; an HTTP error status is a normal [`Response`].
+    pub fn send(
+        &self,
+        ep: &Endpoint,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+        timeout: Duration,
+    ) -> Result<Response, TransportError> {
+        let url = ep.url();
+        let io = |m: String| TransportError::Io(format!("{url}: {m}"));
+        let (ctype, bytes) = body.unwrap_or(("", &[]));
+        let mut req = Request::builder()
+            .method(method)
+            .uri(target)
+            .header("Host", &url["https://".len()..])
+            .header("Accept", "application/json")
+            .header("Connection", "close")
+            .header("User-Agent", "pve-gitops");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if body.is_some() {
+            req = req.header("Content-Type", ctype);
+        }
+        if body.is_some() || method != "GET" {
+            req = req.header("Content-Length", bytes.len());
+        }
+        // http's messages never quote a header value (the token).
+        let mut req = req
+            .body(Full::new(Bytes::copy_from_slice(bytes)))
+            .map_err(|e| io(format!("bad request: {e}")))?;
+        if let Some(v) = req.headers_mut().get_mut(AUTHORIZATION) {
+            v.set_sensitive(true);
+        }
+        let deadline = Instant::now() + timeout;
+        let exchange = async {
+            let sender = timeout_at(deadline, self.connect(ep)).await.map_err(|_| {
+                TransportError::Connect(format!("{url}: timed out after {timeout:?}"))
+            })??;
+            timeout_at(deadline, Self::exchange(sender, req))
+                .await
+                .map_err(|_| io(format!("no complete answer within {timeout:?}")))?
+                .map_err(io)
+        };
+        self.rt.0.as_ref().expect("until drop").block_on(exchange)
+    }
+
+    /// TCP, TLS (the certificate is checked here: a rejected server gets no request) and the
+    /// HTTP/1.1 handshake; the connection is driven alongside the exchange.
+    async fn connect(&self, ep: &Endpoint) -> Result<Connection, TransportError> {
+        let fail = |m: String| TransportError::Connect(format!("{}: {m}", ep.url()));
+        let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let name = ServerName::try_from(ep.host.clone()).map_err(|e| fail(e.to_string()))?;
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| fail(format!("TLS: {e}")))?;
+        handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| fail(chain(&e)))
+    }
+
+    async fn exchange(
+        (mut sender, conn): Connection,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response, String> {
+        let exchange = async move {
+            let (parts, body) = sender
+                .send_request(req)
+                .await
+                .map_err(|e| chain(&e))?
+                .into_parts();
+            let body = Limited::new(body, MAX_RESPONSE)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<LengthLimitError>() {
+                        format!("response larger than {MAX_RESPONSE} bytes")
+                    } else {
+                        chain(&*e)
+                    }
+                })?;
+            let reason = match parts.extensions.get::<ReasonPhrase>() {
+                Some(r) => String::from_utf8_lossy(r.as_bytes()).into_owned(),
+                None => parts.status.canonical_reason().unwrap_or("").into(),
+            };
+            Ok(Response {
+                status: parts.status.as_u16(),
+                reason,
+                body: body.to_bytes().to_vec(),
+            })
+        };
+        // The connection ends after the response (`Connection: close`); its errors also reach
+        // the exchange, which reports them.
+        tokio::join!(exchange, conn).0
+    }
+}
+
+type Connection = (
+    SendRequest<Full<Bytes>>,
+    hyper::client::conn::http1::Connection<TokioIo<TlsStream<TcpStream>>, Full<Bytes>>,
+);
 
 /// `application/x-www-form-urlencoded` / query-string encoding of one value.
 pub fn urlencode(s: &str) -> String {
@@ -468,26 +444,6 @@ mod tests {
         assert!(Endpoint::parse("http://pve1:8006").is_err());
         assert!(Endpoint::parse("https://:8006").is_err());
         assert!(Endpoint::parse("https://pve1:x").is_err());
-    }
-
-    #[test]
-    fn responses() {
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"data\":1}\nextra")
-            .unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"{\"data\":1}\n"[..]));
-        let r = parse_response(
-            b"HTTP/1.1 500 can't migrate running VM without --online\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnull\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(r.reason, "can't migrate running VM without --online");
-        assert_eq!(r.body, b"null");
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc").is_err());
-        assert!(response_complete(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
-        ));
-        assert!(!response_complete(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabc"
-        ));
     }
 
     #[test]
