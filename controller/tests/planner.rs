@@ -283,7 +283,7 @@ fn expected_votes_below_present_is_refused_with_arithmetic() {
 }
 
 #[test]
-fn readdress_single_link_is_a_rolling_restart_and_with_two_links_two_reloads() {
+fn readdress_of_the_only_link_is_blocked_not_restarted() {
     let m = manifest(&[("a", 1, ""), ("b", 2, ""), ("c", 3, "")], "");
     let mut o = observed(
         &[("a", true), ("b", true), ("c", true)],
@@ -294,13 +294,16 @@ fn readdress_single_link_is_a_rolling_restart_and_with_two_links_two_reloads() {
     o.corosync = Some(doc);
     let p = plan(&m, &o);
     assert_eq!(kinds(&p), ["update_corosync:a"]);
-    match &p.steps[0].kind {
-        StepKind::UpdateCorosync(u) => {
-            assert_eq!(u.method, pve_gitops::plan::step::Method::RollingRestart);
-            assert_eq!(u.restart_order, ["a", "b", "c"]);
-        }
-        k => panic!("{k:?}"),
-    }
+    assert!(
+        p.steps[0]
+            .blocked
+            .as_deref()
+            .unwrap_or("")
+            .contains("only working link"),
+        "{:?}",
+        p.steps[0]
+    );
+    assert!(p.next_runnable().is_none());
 }
 
 #[test]

@@ -2,9 +2,10 @@
 //! steps (one config_version bump each), in a safe order:
 //!
 //! 1. add new links (a working link must exist at all times, so adding comes before removing);
-//! 2. re-address a link: when another unchanged link carries traffic, remove the link
-//!    (reload) and add it back with the new addresses (reload) — corosync refuses to change an
-//!    existing node's address on an existing link by reload; otherwise a rolling restart;
+//! 2. re-address a link: when another link carries traffic, remove the link (reload) and add
+//!    it back with the new addresses (reload) — corosync refuses to change an existing node's
+//!    address on an existing link by reload; with a single link this is shown blocked (add a
+//!    second link first);
 //! 3. remove links the manifest no longer uses;
 //! 4. options corosync re-reads on reload (votes, link priority, token_coefficient, two_node);
 //! 5. options only read at startup (link_mode/rrp_mode, ip_version, wait_for_all): one edit
@@ -214,12 +215,12 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
         ));
     }
 
-    // 2. Re-addressed links.
-    let unchanged: BTreeSet<u8> = want_links
-        .intersection(&live_links)
-        .copied()
-        .filter(|l| pairs.iter().all(|p| p.desired.get(l) == p.live.get(l)))
-        .collect();
+    // 2. Re-addressed links. corosync refuses to change an existing node's address on an
+    // existing link by reload, and a node restarted with the new file while the others run
+    // the old one is not a fix either (it exits on the config_version mismatch or cannot
+    // reach them). The safe way: while another link carries traffic, remove the link
+    // (reload) and add it back with the new addresses (reload).
+    let moved_on = |k: &u8| pairs.iter().any(|p| p.desired.get(k) != p.live.get(k));
     for l in want_links.intersection(&live_links) {
         let moved: Vec<&Pair> = pairs
             .iter()
@@ -239,33 +240,34 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
                 )
             })
             .collect();
+        let carrier = live_links.iter().find(|k| {
+            *k != l
+                && !(want_links.contains(k) && moved_on(k))
+                && view.nodes.iter().all(|n| n.rings.contains_key(k))
+        });
         let mut next = doc.clone();
-        if unchanged.iter().any(|k| k != l) {
-            next.remove_ring_addr_everywhere(*l);
-            next.remove_interface(*l);
-            let mut changes = vec![format!(
+        next.remove_ring_addr_everywhere(*l);
+        next.remove_interface(*l);
+        let s = step(
+            model,
+            next,
+            vec![format!(
                 "remove link {l} to re-create it with new addresses (step 1 of 2: {})",
                 what.join(", ")
-            )];
-            changes.dedup();
-            candidates.extend(block_if_lacking(
-                step(model, next, changes, Method::Reload, ""),
-                &lacking(&pairs, &unmanaged, *l),
-                *l,
-            ));
-        } else {
-            for p in &moved {
-                if let Some(a) = p.desired.get(l) {
-                    next.set_ring_addr(&p.name, *l, a);
-                }
-            }
-            candidates.extend(step(
-                model,
-                next,
-                vec![format!("change {}", what.join(", "))],
-                Method::RollingRestart,
-                &format!("no other link carries traffic while link {l} is re-created, and corosync cannot change an address by reload"),
-            ));
+            )],
+            Method::Reload,
+            "",
+        );
+        match carrier {
+            Some(_) => candidates.extend(block_if_lacking(s, &lacking(&pairs, &unmanaged, *l), *l)),
+            None => candidates.extend(s.map(|s| {
+                s.blocked(format!(
+                    "link {l} is the only working link, so it cannot be removed and re-created; \
+                     corosync refuses an address change by reload and a restarted node would not \
+                     rejoin: add a second link (ring<N>_addr on every node) first, then change \
+                     the address"
+                ))
+            })),
         }
     }
 

@@ -80,8 +80,9 @@ type Phase = fn(&Cluster, &Observed, &BTreeSet<String>) -> Option<Batch>;
 
 /// The next steps the manifest needs, from the first phase that has work.
 pub fn next_batch(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Batch {
-    let phases: [Phase; 11] = [
+    let phases: [Phase; 12] = [
         create,
+        start_stopped,
         regain_quorum,
         converge_versions,
         remove_offline,
@@ -202,6 +203,48 @@ fn create(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> O
         "no cluster exists yet; it is created on the node with the lowest nodeid",
     );
     Some(Batch::one(step))
+}
+
+/// A joined node that is powered on but not in the membership: corosync is not running on it
+/// (an interrupted join, or a node started after the nodelist edit). It installs the current
+/// conf and starts; no nodelist edit. This comes before the quorum gate: starting it is what
+/// restores quorum after the nodelist grew (e.g. the second node of a cluster).
+fn start_stopped(
+    desired: &Cluster,
+    model: &Observed,
+    excluded: &BTreeSet<String>,
+) -> Option<Batch> {
+    let doc = model.corosync.as_ref()?;
+    let mut stopped: Vec<&Node> = desired
+        .present_nodes()
+        .filter(|n| {
+            model.is_joined(&n.name)
+                && model.hosts.get(&n.name).is_some_and(|h| h.online)
+                && !model.membership.online.contains(&n.name)
+        })
+        .collect();
+    stopped.sort_by_key(|n| n.nodeid);
+    for n in stopped {
+        let v = model.config_version();
+        let step = Step::new(
+            StepKind::JoinNode(JoinNode {
+                node: n.name.clone(),
+                nodeid: n.nodeid,
+                quorum_votes: n.quorum_votes,
+                links: links_of(n),
+                via: n.name.clone(),
+                from_version: v,
+                to_version: v,
+                corosync_conf: doc.to_string(),
+            }),
+            &n.name,
+            "it is in the nodelist and powered on, but corosync is not running on it: install the current corosync.conf and start",
+        );
+        if !excluded.contains(&step.key()) {
+            return Some(Batch::one(step));
+        }
+    }
+    None
 }
 
 fn regain_quorum(
@@ -336,37 +379,6 @@ fn remove_offline(
 
 fn join(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
     let doc = model.corosync.as_ref()?;
-    // A joined node that is powered on but not in the membership: corosync is not running on
-    // it (an interrupted join). It installs the current conf and starts; no nodelist edit.
-    let mut stopped: Vec<&Node> = desired
-        .present_nodes()
-        .filter(|n| {
-            model.is_joined(&n.name)
-                && model.hosts.get(&n.name).is_some_and(|h| h.online)
-                && !model.membership.online.contains(&n.name)
-        })
-        .collect();
-    stopped.sort_by_key(|n| n.nodeid);
-    for n in stopped {
-        let v = model.config_version();
-        let step = Step::new(
-            StepKind::JoinNode(JoinNode {
-                node: n.name.clone(),
-                nodeid: n.nodeid,
-                quorum_votes: n.quorum_votes,
-                links: links_of(n),
-                via: n.name.clone(),
-                from_version: v,
-                to_version: v,
-                corosync_conf: doc.to_string(),
-            }),
-            &n.name,
-            "it is in the nodelist and powered on, but corosync is not running on it: install the current corosync.conf and start",
-        );
-        if !excluded.contains(&step.key()) {
-            return Some(Batch::one(step));
-        }
-    }
     let mut todo: Vec<&Node> = desired
         .present_nodes()
         .filter(|n| !model.is_joined(&n.name))
