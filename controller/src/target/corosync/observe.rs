@@ -350,7 +350,7 @@ pub fn published(t: &CorosyncTarget, doc: Option<&Document>, live: &Live) -> Opt
 
 /// The membership a running member published, if it is fresh, without this node (whose
 /// corosync is not running).
-fn read_published(t: &CorosyncTarget, my_votes: u32) -> Option<Published> {
+fn read_published(t: &CorosyncTarget) -> Option<Published> {
     let path = t.opts.shared.join(MEMBERSHIP_FILE);
     if !fresh(&path) {
         return None;
@@ -362,12 +362,6 @@ fn read_published(t: &CorosyncTarget, my_votes: u32) -> Option<Published> {
         p.versions.remove(&t.opts.node);
         p.total_votes = p.total_votes.saturating_sub(mine);
         p.quorate = p.quorate && p.total_votes >= p.quorum;
-    } else if !p.quorate && p.total_votes + my_votes >= p.quorum {
-        // The partition lacks exactly the votes of this node, which is in the nodelist and
-        // whose controller is about to start it (e.g. right after the second node of a cluster
-        // was added: expected 2, quorum 2, one vote present). Starting it restores quorum, so
-        // the planner must not stop at the quorum gate before its node-local start.
-        p.quorate = true;
     }
     Some(p)
 }
@@ -417,14 +411,7 @@ pub fn observe(t: &CorosyncTarget) -> Result<Observed, TargetError> {
             }
             Some(p)
         }
-        None => doc.as_ref().and_then(|d| {
-            let v = d.view();
-            let mine = v
-                .node_by_name(&t.opts.node)
-                .map(|n| n.quorum_votes.unwrap_or(1))
-                .unwrap_or(0);
-            read_published(t, mine)
-        }),
+        None => doc.as_ref().and_then(|_| read_published(t)),
     };
     let mut o = Observed::default();
     if let Some(p) = &pubd {
@@ -574,11 +561,12 @@ mod tests {
             votes: [("pve2".to_string(), 1)].into(),
         };
         publish(&t, &p).unwrap();
-        let r = read_published(&t, 1).unwrap();
+        let r = read_published(&t).unwrap();
         assert_eq!(r.online, vec!["pve1", "pve3"]);
         assert_eq!((r.total_votes, r.quorate), (2, true));
         assert!(!r.versions.contains_key("pve2"));
-        // Inquorate only for lack of this node's vote: quorate once it starts.
+        // Inquorate for lack of this node's vote: reported as it is (the planner starts this
+        // node before its quorum gate).
         let q = Published {
             online: vec!["pve1".into()],
             quorate: false,
@@ -588,8 +576,7 @@ mod tests {
             ..p
         };
         publish(&t, &q).unwrap();
-        assert!(read_published(&t, 1).unwrap().quorate);
-        assert!(!read_published(&t, 0).unwrap().quorate);
+        assert!(!read_published(&t).unwrap().quorate);
         let _ = fs::remove_dir_all(root);
     }
 }
