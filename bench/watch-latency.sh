@@ -92,6 +92,8 @@ run_git() { # mode: webhook | poll
     sed -i "s/token_coefficient: .*/token_coefficient: $((200 + i))/" "$d/work/cluster.yaml"
     git -C "$d/work" commit -q -am "push $i"
     c=$(git -C "$d/work" rev-parse HEAD)
+    # Polling: push at a random moment of the poll period (not right after the last run).
+    [ "$mode" = poll ] && sleep "0.$(printf '%03d' $((RANDOM % 1000)))"
     t0=$(now_ms)
     git -C "$d/work" push -q origin main
     if [ "$mode" = webhook ]; then
