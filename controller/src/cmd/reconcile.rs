@@ -105,22 +105,42 @@ pub fn run(args: Args<'_>) -> Result<Outcome> {
             max_steps: args.max_steps,
         }
     };
+    // A spinner on the step that is running (real targets wait for quorum, reloads and
+    // migrations), only when stderr is a terminal; plain lines otherwise.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut spinner: Option<indicatif::ProgressBar> = None;
     let mut progress = |e: Event<'_>| {
         if !text {
             return;
         }
         match e {
-            Event::Starting(s) => println!(
-                "{} {:<18} {:<10} {}",
-                s.marker(),
-                s.kind.name(),
-                s.node,
-                s.summary
-            ),
+            Event::Starting(s) => {
+                println!(
+                    "{} {:<18} {:<10} {}",
+                    s.marker(),
+                    s.kind.name(),
+                    s.node,
+                    s.summary
+                );
+                if tty {
+                    let pb = indicatif::ProgressBar::new_spinner();
+                    pb.set_message(format!("{} on {}", s.kind.name(), s.node));
+                    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+                    spinner = Some(pb);
+                }
+            }
             Event::Done(_, done) => {
+                if let Some(pb) = spinner.take() {
+                    pb.finish_and_clear();
+                }
                 println!("    done: {} ({} ms)", done.message, done.duration_ms)
             }
-            Event::Replanning(e) => println!("    {e}"),
+            Event::Replanning(e) => {
+                if let Some(pb) = spinner.take() {
+                    pb.finish_and_clear();
+                }
+                println!("    {e}")
+            }
         }
     };
     let report = match reconcile::run(&cluster, tgt.as_mut(), mode, &|| false, &mut progress) {
