@@ -1,9 +1,9 @@
 //! Property tests of plan + apply against the real simulator (`sim:` target).
 //!
 //! For random valid manifests (3-7 nodes, 1-2 links, some nodes absent, some guests placed,
-//! optional migration settings, link mode, token_coefficient, a re-addressed node) and
-//! random simulator states (hosts from `sim init`, a partial reconcile to a random earlier
-//! manifest, random power-offs):
+//! optional migration settings, link mode, token_coefficient, a re-addressed node, nodes
+//! with two votes) and random simulator states (hosts from `sim init`, a partial reconcile to
+//! a random earlier manifest, a guest locked by a backup, random power-offs):
 //!
 //! 1. **idempotence** — apply until the first gate or stop, then `plan` again: it has no
 //!    runnable (non-gated, non-blocked) step;
@@ -32,13 +32,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Generator switch for a known planner bug (golden case `readdress_with_absent_node`, found
-/// by this test): link edits ignore nodes that are `state: absent` but still joined, and can
-/// leave them without any link. While it is open, a desired manifest with absent nodes keeps
-/// the earlier manifest's links and addresses (no link added, removed or re-addressed).
-/// Set to false once the planner is fixed.
-const AVOID_KNOWN_BUG_LINK_EDIT_WITH_ABSENT_NODE: bool = true;
-
 /// Apply budget per reconcile run (a 7-node cluster from nothing with guests needs ~30).
 const MAX_STEPS: usize = 200;
 
@@ -51,6 +44,8 @@ struct Manifest {
     links: u8,
     /// Per node: `state: absent`.
     absent: Vec<bool>,
+    /// Per node: `quorum_votes: 2` (else 1).
+    two_votes: Vec<bool>,
     /// Node index whose ring0 address is 10.10.11.i instead.
     readdress: Option<usize>,
     /// `totem.rrp_mode: active` (else unset: passive).
@@ -88,6 +83,9 @@ impl Manifest {
             }
             if self.absent[i - 1] {
                 y.push_str("      state: absent\n");
+            }
+            if self.two_votes[i - 1] {
+                y.push_str("      quorum_votes: 2\n");
             }
         }
         if let Some((insecure, workers, bw)) = self.migration {
@@ -142,9 +140,10 @@ fn manifest(n: usize, guests: u32) -> impl Strategy<Value = Manifest> {
             ),
         ),
         proptest::collection::vec(proptest::option::weighted(0.5, 0..n), guests as usize),
+        proptest::collection::vec(prop::bool::weighted(0.1), n),
     )
         .prop_map(
-            move |(links, mut absent, readdress, active, tc, migration, placement)| {
+            move |(links, mut absent, readdress, active, tc, migration, placement, two_votes)| {
                 if absent.iter().all(|a| *a) {
                     absent[0] = false;
                 }
@@ -164,6 +163,7 @@ fn manifest(n: usize, guests: u32) -> impl Strategy<Value = Manifest> {
                     nodes: n,
                     links,
                     absent,
+                    two_votes,
                     readdress: readdress.map(|i| i + 1),
                     active,
                     token_coefficient: tc,
@@ -186,6 +186,8 @@ struct Scenario {
     before_steps: usize,
     /// Hosts powered off after that.
     power_off: Vec<bool>,
+    /// Guest 100 gets `lock: backup` (an operator's backup is running).
+    lock_guest: bool,
     /// The manifest under test.
     desired: Manifest,
 }
@@ -200,22 +202,18 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 0usize..40,
                 proptest::collection::vec(prop::bool::weighted(0.15), n),
                 manifest(n, g),
+                prop::bool::weighted(0.15),
             )
         })
         .prop_map(
-            |(hosts, guests, before, before_steps, power_off, mut desired)| {
-                if AVOID_KNOWN_BUG_LINK_EDIT_WITH_ABSENT_NODE && desired.absent.iter().any(|a| *a) {
-                    desired.links = before.links;
-                    desired.readdress = before.readdress;
-                }
-                Scenario {
-                    hosts,
-                    guests,
-                    before,
-                    before_steps,
-                    power_off,
-                    desired,
-                }
+            |(hosts, guests, before, before_steps, power_off, desired, lock_guest)| Scenario {
+                hosts,
+                guests,
+                before,
+                before_steps,
+                power_off,
+                lock_guest,
+                desired,
             },
         )
 }
@@ -316,6 +314,17 @@ fn setup(s: &Scenario, dir: &Path) {
             &|| false,
             &mut |_| {},
         );
+    }
+    if s.lock_guest && s.guests > 0 {
+        let found = walkdir::WalkDir::new(dir.join("nodes"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .find(|e| e.file_name() == "100.conf");
+        if let Some(e) = found {
+            let mut text = std::fs::read_to_string(e.path()).expect("read 100.conf");
+            text.push_str("lock: backup\n");
+            std::fs::write(e.path(), text).expect("lock 100");
+        }
     }
     for (i, off) in s.power_off.iter().enumerate() {
         if *off {
@@ -452,6 +461,7 @@ fn harness_converges_a_fixed_removal() {
     let m = |nodes, absent: Vec<bool>| Manifest {
         nodes,
         links: 1,
+        two_votes: vec![false; nodes],
         absent,
         readdress: None,
         active: false,
@@ -465,6 +475,7 @@ fn harness_converges_a_fixed_removal() {
         before: m(4, vec![false; 4]),
         before_steps: 40,
         power_off: vec![false; 4],
+        lock_guest: false,
         desired: Manifest {
             guests: Vec::new(),
             ..m(4, vec![false, false, false, true])
