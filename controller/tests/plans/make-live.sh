@@ -208,6 +208,13 @@ case_expected_votes_regains_quorum() { local d; d=$(start "$1"); five_lost_quoru
 case_expected_votes_refused() { local d; d=$(start "$1"); five_lost_quorum "$d"; finish "$d"; }
 case_lost_quorum_gate() { local d; d=$(start "$1"); five_lost_quorum "$d"; finish "$d"; }
 
+case_expected_votes_after_recovery() {
+  # Quorum was regained with `expected_votes: 3`, then the three nodes came back.
+  local d; d=$(start "$1"); five_lost_quorum "$d"
+  gen 5 1 1 '  quorum:' '    expected_votes: 3' >"$tmp/m.yaml"; converge "$d" "$tmp/m.yaml"
+  pg sim power-on "$d" pve3; pg sim power-on "$d" pve4; pg sim power-on "$d" pve5; finish "$d"
+}
+
 case_expected_votes_quorate_refused() {
   local d; d=$(start "$1"); three_converged "$d" 1; finish "$d"
 }
