@@ -104,6 +104,8 @@ pub fn plan_text(plan: &Plan, cluster: &str) -> String {
             out,
             "Cluster {cluster} is in sync with the manifest: nothing to do."
         );
+    } else if !plan.errors.is_empty() && plan.steps.is_empty() {
+        let _ = writeln!(out, "Plan for cluster {cluster}: refused.");
     } else if !plan.steps.is_empty() {
         let _ = writeln!(out, "Plan for cluster {cluster}:\n");
         for s in &plan.steps {

@@ -145,12 +145,7 @@ pub fn run(args: Args<'_>) -> Result<Outcome> {
     };
     let report = match reconcile::run(&cluster, tgt.as_mut(), mode, &|| false, &mut progress) {
         Ok(r) => r,
-        Err(e) => {
-            if text {
-                println!("\nFailed: {e}");
-            }
-            return Err(anyhow::Error::new(e));
-        }
+        Err(e) => return Err(anyhow::Error::new(e)),
     };
     let name = &cluster.metadata.name;
     if !text {

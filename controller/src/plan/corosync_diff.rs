@@ -200,7 +200,11 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
                 }
             }
             add_interface(desired, &mut next, *l);
-            changes.push(format!("add link {l}"));
+            let addrs: Vec<String> = pairs
+                .iter()
+                .filter_map(|p| Some(format!("{} {}", p.name, p.desired.get(l)?)))
+                .collect();
+            changes.push(format!("add link {l} ({})", addrs.join(", ")));
             for n in lacking(&pairs, &unmanaged, *l) {
                 if !missing.contains(&n) {
                     missing.push(n);
@@ -415,7 +419,16 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
                     Method::RollingRestart,
                     "nodes on the old and the new setting cannot talk to each other",
                 )
-                .map(|s| {
+                .map(|mut s| {
+                    if let StepKind::UpdateCorosync(u) = &s.kind {
+                        s.summary = format!(
+                            "{}; config_version {} -> {}; full cluster restart (not a rolling one: {})",
+                            u.changes.join(", "),
+                            u.from_version,
+                            u.to_version,
+                            u.method_reason
+                        );
+                    }
                     s.blocked(
                         "needs a full cluster restart (stop corosync on every node, install the new \
                          corosync.conf everywhere, start them again): quorum is lost meanwhile, so \

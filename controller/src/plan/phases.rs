@@ -466,7 +466,9 @@ fn join(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Opt
 fn expected_votes(desired: &Cluster, model: &Observed, _: &BTreeSet<String>) -> Option<Batch> {
     let n = desired.spec.quorum.expected_votes?;
     let m = &model.membership;
-    if model.corosync.is_none() || m.expected_votes == n {
+    // In effect already, or set earlier and since outgrown (nodes came back: votequorum raised
+    // expected votes to the votes present); refuse::drift_warnings says it can go.
+    if model.corosync.is_none() || m.expected_votes == n || m.runtime_expected == Some(n) {
         return None;
     }
     let via = executor(model, &[])?;

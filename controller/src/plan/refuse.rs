@@ -46,7 +46,12 @@ pub fn drift_warnings(desired: &Cluster, observed: &Observed) -> Vec<String> {
     if let Some(doc) = &observed.corosync {
         for n in doc.view().nodes {
             let Some(name) = n.name else { continue };
-            if desired.node(&name).is_none() {
+            // A live node whose nodeid the manifest gives to another name is a rename, which
+            // `refusals` reports; it is not drift on top of that.
+            let renamed = n
+                .nodeid
+                .is_some_and(|id| desired.spec.nodes.iter().any(|d| d.nodeid == id));
+            if desired.node(&name).is_none() && !renamed {
                 if desired.spec.policy.prune_nodes {
                     out.push(format!(
                         "drift: node `{name}` is in the cluster but not in the manifest; policy.prune_nodes is true, so it is removed"
@@ -57,6 +62,15 @@ pub fn drift_warnings(desired: &Cluster, observed: &Observed) -> Vec<String> {
                     ));
                 }
             }
+        }
+    }
+    if let Some(n) = desired.spec.quorum.expected_votes {
+        let m = &observed.membership;
+        if m.runtime_expected == Some(n) && m.total_votes > n {
+            out.push(format!(
+                "spec.quorum.expected_votes {n} is no longer needed: {} votes are present again and votequorum expects {}; remove it from the manifest",
+                m.total_votes, m.expected_votes
+            ));
         }
     }
     for dir in &observed.leftover_node_dirs {

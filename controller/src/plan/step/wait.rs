@@ -76,7 +76,7 @@ impl Wait {
                 "cluster is not quorate ({arithmetic}): power nodes on, or set spec.quorum.expected_votes"
             ),
             Gate::Evacuate { node, guests } => format!(
-                "move the remaining guests off {node} by hand: {}",
+                "guests are left on {node}: {} (wait for a lock to clear, or move them by hand)",
                 guests.join("; ")
             ),
         }
