@@ -1,7 +1,11 @@
 //! pmxcfs cfs locks on a plain directory: acquisition, contention until the timeout,
-//! refresh, expiry of a dead holder's lock, pmxcfs's unlock request (mtime 0), release.
+//! refresh, expiry of a dead holder's lock, pmxcfs's unlock request (mtime 0), release; locks
+//! with an owner (the corosync target's, the watch daemon's): the holder's name, takeover
+//! that never lets the old holder remove its successor's lock.
 
-use pve_gitops::cfs_lock::{CfsLock, ExpiryMode, LockError, LockOptions};
+use pve_gitops::cfs_lock::{
+    holder, lock_path, CfsLock, ExpiryMode, LockError, LockOptions, CONTROLLER_LOCK, OWNER_FILE,
+};
 use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -132,4 +136,97 @@ fn refresh_after_loss_reports_lost() {
     assert!(matches!(a.refresh(), Err(LockError::Lost { .. })));
     a.release().unwrap();
     let _ = fs::remove_dir_all(&d);
+}
+
+const COROSYNC_LOCK: &str = "file-corosync_conf";
+
+fn as_owner(d: &std::path::Path, id: &str, who: &str) -> Result<CfsLock, LockError> {
+    CfsLock::acquire_as(d, id, who, &LockOptions::try_once(), || {})
+}
+
+#[test]
+fn owned_lock_names_its_holder_until_released() {
+    let d = tmp("owned");
+    let a = as_owner(&d, COROSYNC_LOCK, "pve1").unwrap();
+    let content = fs::read_to_string(a.path().join(OWNER_FILE)).unwrap();
+    assert!(content.starts_with("pve1 pid "), "{content}");
+    match as_owner(&d, COROSYNC_LOCK, "pve2") {
+        Err(LockError::Timeout { held, .. }) => assert_eq!(held.holder, "pve1"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(holder(&d, COROSYNC_LOCK).unwrap().holder, "pve1");
+    assert!(a.still_held());
+    drop(a);
+    assert!(holder(&d, COROSYNC_LOCK).is_none());
+    let b = as_owner(&d, COROSYNC_LOCK, "pve2").unwrap();
+    assert!(b.path().ends_with("priv/lock/file-corosync_conf"));
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn stale_owned_lock_is_taken_over_and_the_old_holder_keeps_off() {
+    let d = tmp("owned-stale");
+    let a = as_owner(&d, COROSYNC_LOCK, "pve1").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(a.path().join(OWNER_FILE))
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(121))
+        .unwrap();
+    let b = as_owner(&d, COROSYNC_LOCK, "pve2").unwrap();
+    assert!(!a.still_held());
+    assert!(matches!(a.refresh(), Err(LockError::Lost { .. })));
+    drop(a); // must not remove b's lock
+    assert!(b.still_held());
+    assert_eq!(holder(&d, COROSYNC_LOCK).unwrap().holder, "pve2");
+    // A refresh keeps an owned lock alive through its owner file.
+    fs::File::options()
+        .write(true)
+        .open(b.path().join(OWNER_FILE))
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(121))
+        .unwrap();
+    b.refresh().unwrap();
+    assert!(as_owner(&d, COROSYNC_LOCK, "pve3").is_err());
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn acquire_as_waits_then_gives_up() {
+    let d = tmp("owned-wait");
+    let _a = as_owner(&d, COROSYNC_LOCK, "pve1").unwrap();
+    let mut calls = 0;
+    let r = CfsLock::acquire_as(&d, COROSYNC_LOCK, "pve2", &fast(ExpiryMode::Mtime), || {
+        calls += 1
+    });
+    assert!(matches!(r, Err(LockError::Timeout { .. })), "{r:?}");
+    assert!(calls >= 1);
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn controller_lock_one_holder_at_a_time_and_legacy_holder_file() {
+    let root = tmp("controller");
+    let a = as_owner(&root, CONTROLLER_LOCK, "a").unwrap();
+    match as_owner(&root, CONTROLLER_LOCK, "b") {
+        Err(LockError::Timeout { held, .. }) => assert_eq!(held.holder, "a"),
+        other => panic!("{other:?}"),
+    }
+    drop(a);
+    assert!(!lock_path(&root, CONTROLLER_LOCK).exists());
+    drop(as_owner(&root, CONTROLLER_LOCK, "b").unwrap());
+    // The `holder` file of earlier daemons names the holder too; a stale one is taken over.
+    let dir = lock_path(&root, CONTROLLER_LOCK);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("holder"), "dead\n").unwrap();
+    assert_eq!(holder(&root, CONTROLLER_LOCK).unwrap().holder, "dead");
+    assert!(as_owner(&root, CONTROLLER_LOCK, "c").is_err());
+    let old = SystemTime::now() - Duration::from_secs(125);
+    for p in [dir.join("holder"), dir.clone()] {
+        set_mtime(&p, old);
+    }
+    let c = as_owner(&root, CONTROLLER_LOCK, "c").unwrap();
+    assert_eq!(holder(&root, CONTROLLER_LOCK).unwrap().holder, "c");
+    drop(c);
+    let _ = fs::remove_dir_all(&root);
 }

@@ -4,6 +4,7 @@
 
 mod watch_common;
 
+use pve_gitops::cfs_lock::{lock_path, CONTROLLER_LOCK};
 use pve_gitops::daemon::{Daemon, DaemonError};
 use pve_gitops::status::kind;
 use std::time::Duration;
@@ -55,10 +56,7 @@ async fn two_daemons_apply_each_step_once() {
         conf.contains("config_version: 4"),
         "one update, one bump:\n{conf}"
     );
-    assert!(
-        !pve_gitops::daemon::lock::lock_dir(&sim).exists(),
-        "lock released"
-    );
+    assert!(!lock_path(&sim, CONTROLLER_LOCK).exists(), "lock released");
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
@@ -97,10 +95,7 @@ async fn shutdown_during_apply_stops_between_steps() {
         new_files(&sim)
     );
     assert!(new_files(&state).is_empty());
-    assert!(
-        !pve_gitops::daemon::lock::lock_dir(&sim).exists(),
-        "lock released"
-    );
+    assert!(!lock_path(&sim, CONTROLLER_LOCK).exists(), "lock released");
     assert!(!in_sync(&sim, THREE_NODE), "stopped early");
     // The tree is consistent: a restart converges.
     cfg.step_pause = Duration::ZERO;

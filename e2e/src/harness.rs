@@ -15,8 +15,9 @@ use crate::cleanup::{self, base_dir, record_pid};
 use crate::cmd::{self, run, run_ok, CmdOutput, COMMAND_TIMEOUT};
 use crate::conf::{ConfNode, TestConf};
 use crate::error::{Error, Result};
-use crate::parse::{self, CmapEntry, LinkStatus, NodeReachability, QuorumStatus};
 use crate::wait_for;
+use crate::{CmapEntry, LinkStatus, NodeReachability, QuorumStatus};
+use pve_gitops::target::corosync::tools as parse;
 
 /// How long to wait for a SIGTERMed corosync before SIGKILL (clean exit takes ~2.2 s).
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -524,7 +525,11 @@ impl Harness {
         let out = self
             .run_on_node(i, "corosync-quorumtool", ["-s", "-p"], &[])?
             .expect_codes(&[0, 2])?;
-        let st = parse::parse_quorum_status(&out.stdout)?;
+        let st = parsed(
+            "corosync-quorumtool -s -p",
+            &out.stdout,
+            parse::parse_quorum_status,
+        )?;
         if st.quorate != (out.code() == Some(0)) {
             return Err(Error::parse(
                 "corosync-quorumtool -s -p",
@@ -544,7 +549,9 @@ impl Harness {
             }
             return Err(out.into_error());
         }
-        Ok(parse::parse_cmap(&out.stdout)?.into_iter().next())
+        Ok(parsed("corosync-cmapctl", &out.stdout, parse::parse_cmap)?
+            .into_iter()
+            .next())
     }
 
     /// `corosync-cmapctl <prefix>` on node `i`: every key under `prefix`.
@@ -552,7 +559,7 @@ impl Harness {
         let out = self
             .run_on_node(i, "corosync-cmapctl", [prefix], &[])?
             .expect_success()?;
-        parse::parse_cmap(&out.stdout)
+        parsed("corosync-cmapctl", &out.stdout, parse::parse_cmap)
     }
 
     /// The running `totem.config_version` on node `i` (cmap, not the file).
@@ -569,7 +576,7 @@ impl Harness {
         let out = self
             .run_on_node(i, "corosync-cfgtool", ["-s"], &[])?
             .expect_success()?;
-        parse::parse_link_status(&out.stdout)
+        parsed("corosync-cfgtool -s", &out.stdout, parse::parse_link_status)
     }
 
     /// `corosync-cfgtool -n` on node `i`: reachability of every other node, per link.
@@ -577,7 +584,7 @@ impl Harness {
         let out = self
             .run_on_node(i, "corosync-cfgtool", ["-n"], &[])?
             .expect_success()?;
-        parse::parse_node_status(&out.stdout)
+        parsed("corosync-cfgtool -n", &out.stdout, parse::parse_node_status)
     }
 
     /// `corosync-cfgtool -R` on node `i` (reloads corosync.conf on every node).
@@ -606,7 +613,7 @@ impl Harness {
         let mut want = members.to_vec();
         want.sort_unstable();
         self.wait_status(i, timeout, &format!("quorate with members {want:?}"), |s| {
-            s.quorate && s.members == want
+            s.quorate && s.member_ids() == want
         })
     }
 
@@ -768,6 +775,16 @@ impl std::fmt::Debug for Harness {
             .field("base", &self.base)
             .finish()
     }
+}
+
+/// Parse a tool's output with the controller's parser; a failure is an [`Error::Parse`] of
+/// `what`, with the text.
+fn parsed<T>(
+    what: &str,
+    text: &str,
+    parse: impl FnOnce(&str) -> std::result::Result<T, String>,
+) -> Result<T> {
+    parse(text).map_err(|reason| Error::parse(what, reason, text))
 }
 
 fn node_name(i: usize) -> String {

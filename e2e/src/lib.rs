@@ -5,7 +5,7 @@
 //! `/var/lib/corosync`, `/var/log/corosync` and `/run` are directories under a temp base
 //! dir. It starts and stops corosync per node, pulls cables, runs any command "on" a
 //! node (e.g. the `pve-gitops` binary, see [`pve_gitops_bin`]) and parses the corosync
-//! tools' output. Nothing is created in, or routed to, the host network namespace.
+//! tools' output (with the controller's parsers, `pve_gitops::target::corosync::tools`). Nothing is created in, or routed to, the host network namespace.
 //!
 //! Needs root, corosync 3 (knet), iproute2, util-linux (`unshare`, `nsenter`) and
 //! procps (`kill`); see `install-deps.sh`. Tests call [`preflight`] first.
@@ -28,7 +28,6 @@ mod cmd;
 mod conf;
 mod error;
 mod harness;
-pub mod parse;
 
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -39,7 +38,10 @@ pub use cmd::{CmdOutput, COMMAND_TIMEOUT};
 pub use conf::{ConfNode, TestConf};
 pub use error::{Error, Result};
 pub use harness::{Harness, STOP_TIMEOUT};
-pub use parse::{CmapEntry, LinkInfo, LinkStatus, NodeLink, NodeReachability, QuorumStatus};
+/// The corosync tools' output, parsed by the controller's parsers.
+pub use pve_gitops::target::corosync::tools::{
+    CmapEntry, LinkInfo, LinkStatus, NodeLink, NodeReachability, QuorumStatus,
+};
 
 /// Time allowed for a cluster to become quorate (usually ~3 s; generous for loaded CI).
 pub const QUORUM_TIMEOUT: Duration = Duration::from_secs(30);

@@ -7,8 +7,9 @@
 //!   (`--interval`), a webhook, SIGHUP, a live config file changed, the suspend flag changed, a
 //!   gate re-check, a retry — goes into one [`scheduler::Scheduler`] (debounced, earliest
 //!   wins, due requests served by one run).
-//! - One worker runs one reconcile at a time ([`worker`]); the cluster lock ([`lock`]) keeps
-//!   two daemons on one cluster from applying at once.
+//! - One worker runs one reconcile at a time ([`worker`]); the cluster lock
+//!   ([`crate::cfs_lock::CONTROLLER_LOCK`]) keeps two daemons on one cluster from applying at
+//!   once.
 //! - Errors decide the requeue (Flux's Stalling / Waiting / Generic): transient errors back
 //!   off exponentially with jitter ([`backoff`]); an invalid manifest, a refused plan, a
 //!   rewind or a bad signature is Stalled until a new revision arrives; gates are re-checked
@@ -21,7 +22,6 @@
 
 pub mod backoff;
 pub mod http;
-pub mod lock;
 pub mod scheduler;
 mod worker;
 

@@ -5,9 +5,9 @@
 //! `error_policy`).
 
 use super::backoff::Backoff;
-use super::lock::{self, Acquire};
 use super::scheduler::Trigger;
 use super::{lock_root, target_files, Config, DaemonError, DriftPolicy, SourceSpec};
+use crate::cfs_lock::{CfsLock, LockError, LockOptions, CONTROLLER_LOCK};
 use crate::metrics::Metrics;
 use crate::reconcile::{self, Event, Mode, Outcome, ReconcileError, Report};
 use crate::source::{self, ErrorKind, Fetched, SourceError};
@@ -563,11 +563,18 @@ impl Worker {
                 tracing::info!("{n}");
             }
             let guard = match (mode, lock_root(&opts)) {
-                (Mode::Apply { .. }, Some(root)) => match lock::try_acquire(&root, &holder) {
-                    Ok(Acquire::Acquired(g)) => Some(g),
-                    Ok(Acquire::HeldBy(h)) => return Ok(Run::Locked(h)),
-                    Err(e) => return Err(format!("cluster lock under {}: {e}", root.display())),
-                },
+                (Mode::Apply { .. }, Some(root)) => {
+                    let once = LockOptions::try_once();
+                    match CfsLock::acquire_as(&root, CONTROLLER_LOCK, &holder, &once, || {}) {
+                        Ok(g) => Some(g),
+                        Err(LockError::Timeout { held, .. }) => {
+                            return Ok(Run::Locked(held.holder))
+                        }
+                        Err(e) => {
+                            return Err(format!("cluster lock under {}: {e}", root.display()))
+                        }
+                    }
+                }
                 _ => None,
             };
             let mut applied_kinds: Vec<&'static str> = Vec::new();
@@ -580,7 +587,7 @@ impl Worker {
                     tracing::info!(kind = s.kind.name(), node = %s.node, ms = done.duration_ms, "done: {}", done.message);
                     applied_kinds.push(s.kind.name());
                     if let Some(g) = &guard {
-                        let _ = g.renew();
+                        let _ = g.refresh();
                     }
                     if !pause.is_zero() {
                         std::thread::sleep(pause);

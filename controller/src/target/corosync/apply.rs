@@ -18,10 +18,10 @@
 //!    controller starts corosync again (the planner's node-local join step) — the holder waits
 //!    until it is back before the next one.
 
-use super::lock::{ClusterLock, COROSYNC_LOCK, DATACENTER_LOCK};
 use super::observe::{self, local_status, read_master, running_version, sync_text, version_of};
 use super::tools::{self, QuorumStatus, TOOL_TIMEOUT};
-use super::{digest, tool, CorosyncTarget, SHARED_AUTHKEY};
+use super::{digest, tool, CorosyncTarget, MASTER_CONF, SHARED_AUTHKEY};
+use crate::cfs_lock::{CfsLock, LockError, LockOptions};
 use crate::configfs::atomic_write;
 use crate::plan::step::{
     CreateCluster, JoinNode, Method, SetDatacenter, SetExpectedVotes, Step, StepKind,
@@ -29,6 +29,7 @@ use crate::plan::step::{
 use crate::target::{Applied, TargetError};
 use pve_gitops_schema::corosync::Document;
 use pve_gitops_schema::datacenter::DatacenterDocument;
+use pve_gitops_schema::pmxcfs::lock_id_for_file;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
@@ -172,28 +173,39 @@ fn names_of(text: &str) -> BTreeMap<String, u32> {
         .unwrap_or_default()
 }
 
-fn lock_corosync(t: &CorosyncTarget, step: &Step) -> Result<ClusterLock, TargetError> {
-    let lock_dir = t.opts.shared.join(super::lock::LOCK_DIR);
-    ClusterLock::acquire(
-        &t.opts.shared,
-        COROSYNC_LOCK,
-        &t.opts.node,
-        LOCK_WAIT,
-        || {
-            // Keep replicating while waiting: the holder may be waiting for this node's sync.
-            let _ = observe::register(t, None);
-            let _ = observe::sync_now(t);
+/// Take the cfs lock of `file` in the shared directory as this node, waiting up to
+/// [`LOCK_WAIT`]; a lock still held then makes the step stale (re-plan).
+fn lock_file(
+    t: &CorosyncTarget,
+    step: &Step,
+    file: &str,
+    while_waiting: impl FnMut(),
+) -> Result<CfsLock, TargetError> {
+    let opts = LockOptions {
+        timeout: LOCK_WAIT,
+        poll: POLL,
+        ..LockOptions::default()
+    };
+    let id = lock_id_for_file(file);
+    CfsLock::acquire_as(&t.opts.shared, &id, &t.opts.node, &opts, while_waiting).map_err(
+        |e| match e {
+            LockError::Timeout { held, .. } => stale(
+                step,
+                format!(
+                    "the lock {id} is held by {} (refreshed {} s ago)",
+                    held.holder, held.age_secs
+                ),
+            ),
+            other => other.into(),
         },
     )
-    .map_err(write_err(&lock_dir))?
-    .map_err(|held| {
-        stale(
-            step,
-            format!(
-                "the lock {COROSYNC_LOCK} is held by {} (refreshed {} s ago)",
-                held.holder, held.age_secs
-            ),
-        )
+}
+
+fn lock_corosync(t: &CorosyncTarget, step: &Step) -> Result<CfsLock, TargetError> {
+    lock_file(t, step, MASTER_CONF, || {
+        // Keep replicating while waiting: the holder may be waiting for this node's sync.
+        let _ = observe::register(t, None);
+        let _ = observe::sync_now(t);
     })
 }
 
@@ -350,7 +362,7 @@ fn member_names(st: &QuorumStatus, ids: &BTreeMap<String, u32>) -> BTreeSet<Stri
 fn rolling_restart(
     t: &CorosyncTarget,
     step: &Step,
-    lock: &ClusterLock,
+    lock: &CfsLock,
     order: &[String],
     ids: &BTreeMap<String, u32>,
     members: &[String],
@@ -672,21 +684,7 @@ fn set_datacenter(
     step: &Step,
     d: &SetDatacenter,
 ) -> Result<String, TargetError> {
-    let lock_dir = t.opts.shared.join(super::lock::LOCK_DIR);
-    let _lock = ClusterLock::acquire(
-        &t.opts.shared,
-        DATACENTER_LOCK,
-        &t.opts.node,
-        LOCK_WAIT,
-        || {},
-    )
-    .map_err(write_err(&lock_dir))?
-    .map_err(|h| {
-        stale(
-            step,
-            format!("the lock {DATACENTER_LOCK} is held by {}", h.holder),
-        )
-    })?;
+    let _lock = lock_file(t, step, crate::configfs::DATACENTER_CFG, || {})?;
     let path = t.opts.shared.join(crate::configfs::DATACENTER_CFG);
     let text = match fs::read_to_string(&path) {
         Ok(s) => s,

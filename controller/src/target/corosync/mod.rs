@@ -4,7 +4,7 @@
 //!
 //! - `DIR` is the cluster-wide shared directory that plays `/etc/pve`'s role: the **master**
 //!   `DIR/corosync.conf`, `DIR/datacenter.cfg`, `DIR/nodes/NAME/`, the shared key
-//!   `DIR/priv/authkey` and the locks `DIR/priv/lock/<id>` ([`lock`]).
+//!   `DIR/priv/authkey` and the locks `DIR/priv/lock/<id>` ([`crate::cfs_lock`]).
 //! - Every invocation on a node does what pmxcfs does on Proxmox VE ([`observe`]): it copies
 //!   the master to the node's own corosync.conf when they differ (recording the synced
 //!   version in `DIR/nodes/NAME/corosync-synced`), registers the host
@@ -25,7 +25,6 @@
 //! a hung corosync cannot hang the controller.
 
 pub mod apply;
-pub mod lock;
 pub mod observe;
 pub mod tools;
 

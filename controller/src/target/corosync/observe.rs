@@ -18,7 +18,7 @@
 //! start or stop anything; they only keep this node's replica current, as pmxcfs would.
 
 use super::tools::{self, QuorumStatus, TOOL_TIMEOUT};
-use super::{digest, lock, tool, CorosyncTarget, HOSTS_DIR, MEMBERSHIP_FILE, SYNC_RECORD};
+use super::{digest, tool, CorosyncTarget, HOSTS_DIR, MASTER_CONF, MEMBERSHIP_FILE, SYNC_RECORD};
 use crate::configfs::{atomic_write, ConfigFs};
 use crate::observed::{Host, Membership, Observed, ObservedGuest};
 use crate::target::TargetError;
@@ -104,7 +104,7 @@ pub fn running_version() -> Option<u64> {
     tools::parse_cmap(&out.stdout)
         .ok()?
         .first()
-        .and_then(|(_, v)| v.trim().parse().ok())
+        .and_then(tools::CmapEntry::as_u64)
 }
 
 /// The running config_version of every node in `members`, from `runtime.members`.
@@ -474,7 +474,11 @@ pub fn observe(t: &CorosyncTarget) -> Result<Observed, TargetError> {
         }
     }
     o.leftover_node_dirs = leftover.into_iter().collect();
-    o.lock = lock::holder(&t.opts.shared, lock::COROSYNC_LOCK).map(|h| h.holder);
+    o.lock = crate::cfs_lock::holder(
+        &t.opts.shared,
+        &pve_gitops_schema::pmxcfs::lock_id_for_file(MASTER_CONF),
+    )
+    .map(|h| h.holder);
     Ok(o)
 }
 

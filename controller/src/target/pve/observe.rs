@@ -265,17 +265,7 @@ fn run_states(t: &mut PveTarget) -> Option<BTreeSet<u32>> {
     )
 }
 
-/// The pve-gitops controller lock `priv/lock/pve-gitops` and its `holder` file.
+/// The holder of the pve-gitops controller lock `priv/lock/pve-gitops`.
 fn controller_lock(root: &std::path::Path) -> Option<String> {
-    let dir = root
-        .join(pve_gitops_schema::pmxcfs::LOCK_DIR)
-        .join(crate::target::sim::CONTROLLER_LOCK);
-    if !dir.is_dir() {
-        return None;
-    }
-    let holder = std::fs::read_to_string(dir.join("holder"))
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty());
-    Some(holder.unwrap_or_else(|| "unknown".into()))
+    crate::cfs_lock::holder(root, crate::cfs_lock::CONTROLLER_LOCK).map(|h| h.holder)
 }

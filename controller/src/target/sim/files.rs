@@ -1,5 +1,6 @@
-//! File access of the simulator: reading text, atomic writes (`NAME.new` + rename), pmxcfs
-//! cfs locks (`priv/lock/<id>` directories) and the walk over guest config files.
+//! File access of the simulator: reading text, atomic writes (`NAME.new` + rename), the held
+//! cfs locks (`priv/lock/<id>` directories, taken by [`crate::cfs_lock`]) and the walk over
+//! guest config files.
 //!
 //! These are private helpers: `crate::configfs` (which has `atomic_write`) lives in the
 //! binary crate, while this target is part of the library.
@@ -8,7 +9,7 @@ use crate::target::TargetError;
 use pve_gitops_schema::pmxcfs::{is_valid_node_name, vmid_from_config_name, GuestType, LOCK_DIR};
 use std::fs;
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Read a UTF-8 text file; `Ok(None)` when it does not exist.
 pub(crate) fn read_text(path: &Path) -> Result<Option<String>, TargetError> {
@@ -62,36 +63,6 @@ pub(crate) fn mkdir_p(path: &Path) -> Result<(), TargetError> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-/// A held pmxcfs cfs lock: the directory `priv/lock/<id>`, removed when dropped.
-#[derive(Debug)]
-pub(crate) struct CfsLock {
-    path: PathBuf,
-}
-
-impl CfsLock {
-    /// Take the lock `id` with an atomic `mkdir`. `Ok(Err(reason))` when another holder has
-    /// it (pmxcfs would time out after 10 s: the reason uses its wording).
-    pub(crate) fn acquire(root: &Path, id: &str) -> Result<Result<CfsLock, String>, TargetError> {
-        let dir = root.join(LOCK_DIR);
-        mkdir_p(&dir)?;
-        let path = dir.join(id);
-        match fs::create_dir(&path) {
-            Ok(()) => Ok(Ok(CfsLock { path })),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Err(format!(
-                "cfs-lock '{id}' error: got lock request timeout ({} is held)",
-                path.display()
-            ))),
-            Err(source) => Err(TargetError::Write { path, source }),
-        }
-    }
-}
-
-impl Drop for CfsLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir(&self.path);
-    }
 }
 
 /// The lock directories under `priv/lock/`, sorted (empty when there are none).

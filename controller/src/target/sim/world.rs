@@ -21,9 +21,7 @@ pub const DATACENTER_CFG: &str = "datacenter.cfg";
 pub const MEMBERS: &str = ".members";
 /// `.vmlist` inside the directory.
 pub const VMLIST: &str = ".vmlist";
-/// The cluster lock of the pve-gitops controller: `priv/lock/pve-gitops`; the holder's name
-/// is the content of `priv/lock/pve-gitops/holder`.
-pub const CONTROLLER_LOCK: &str = "pve-gitops";
+pub use crate::cfs_lock::CONTROLLER_LOCK;
 
 /// The loaded directory.
 #[derive(Debug, Clone)]
@@ -214,23 +212,13 @@ impl World {
             .collect()
     }
 
-    /// `priv/lock/pve-gitops` → its `holder` file (or `unknown`); else another held cfs lock
-    /// (e.g. a `file-corosync_conf` left behind) by its id.
+    /// `priv/lock/pve-gitops` → its holder (or `unknown`); else another held cfs lock (e.g. a
+    /// `file-corosync_conf` left behind) by its id.
     fn lock_holder(&self) -> Result<Option<String>, TargetError> {
-        let locks = files::held_locks(&self.dir)?;
-        if locks.iter().any(|l| l == CONTROLLER_LOCK) {
-            let holder = read_text(
-                &self
-                    .dir
-                    .join(pmxcfs::LOCK_DIR)
-                    .join(CONTROLLER_LOCK)
-                    .join("holder"),
-            )?
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty());
-            return Ok(Some(holder.unwrap_or_else(|| "unknown".into())));
+        if let Some(h) = crate::cfs_lock::holder(&self.dir, CONTROLLER_LOCK) {
+            return Ok(Some(h.holder));
         }
-        Ok(locks.into_iter().next())
+        Ok(files::held_locks(&self.dir)?.into_iter().next())
     }
 
     /// The node `.members` is rendered for.

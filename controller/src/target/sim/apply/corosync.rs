@@ -3,15 +3,15 @@
 //! change) and against what corosync can apply, then written under the
 //! `file-corosync_conf` cfs lock.
 
-use super::{done, host_up, no, online_member, require_quorum, Fail, R};
+use super::{done, host_up, lock_file, no, online_member, require_quorum, Fail, R};
 use super::{CREATE_MS, JOIN_MS, RELOAD_MS, RESTART_MS_PER_NODE};
+use crate::cfs_lock::CfsLock;
 use crate::plan::quorum::VoteState;
 use crate::plan::step::{CreateCluster, JoinNode, Method, RemoveNode, UpdateCorosync};
-use crate::target::sim::files::{self, mkdir_p, write_atomic, CfsLock};
+use crate::target::sim::files::{self, mkdir_p, write_atomic};
 use crate::target::sim::world::{World, COROSYNC_CONF};
 use crate::target::Applied;
 use pve_gitops_schema::corosync::{CorosyncConf, Document};
-use pve_gitops_schema::pmxcfs::lock_id_for_file;
 use std::collections::{BTreeMap, BTreeSet};
 
 fn parse_new(text: &str) -> R<Document> {
@@ -109,7 +109,7 @@ fn check_links(view: &CorosyncConf) -> R<()> {
 }
 
 fn lock_conf(w: &World) -> R<CfsLock> {
-    CfsLock::acquire(&w.dir, &lock_id_for_file(COROSYNC_CONF))?.map_err(Fail::No)
+    lock_file(w, COROSYNC_CONF)
 }
 
 fn write_conf(w: &mut World, text: &str) -> R<()> {

@@ -5,8 +5,9 @@
 
 mod corosync;
 
-use super::files::{self, mkdir_p, write_atomic, CfsLock};
+use super::files::{self, mkdir_p, write_atomic};
 use super::world::{World, DATACENTER_CFG};
+use crate::cfs_lock::{CfsLock, LockError, LockOptions};
 use crate::plan::quorum::expected_votes_accepted;
 use crate::plan::step::{
     Gate, MigrateGuest, SetDatacenter, SetExpectedVotes, Step, StepKind, Wait,
@@ -44,6 +45,16 @@ impl From<TargetError> for Fail {
 }
 
 type R<T> = Result<T, Fail>;
+
+/// Take the cfs lock of `file` (`priv/lock/file-...`) without waiting: a held lock refuses
+/// the step with pmxcfs's time-out message (pmxcfs would give up after 10 s).
+fn lock_file(w: &World, file: &str) -> R<CfsLock> {
+    CfsLock::acquire(&w.dir, &lock_id_for_file(file), &LockOptions::try_once()).map_err(|e| match e
+    {
+        e @ LockError::Timeout { .. } => Fail::No(e.to_string()),
+        other => Fail::Io(other.into()),
+    })
+}
 
 fn no<T>(reason: impl Into<String>) -> R<T> {
     Err(Fail::No(reason.into()))
@@ -187,7 +198,7 @@ fn datacenter(w: &mut World, s: &SetDatacenter) -> R<Applied> {
             doc.remove(&s.key);
         }
     }
-    let lock = CfsLock::acquire(&w.dir, &lock_id_for_file(DATACENTER_CFG))?.map_err(Fail::No)?;
+    let lock = lock_file(w, DATACENTER_CFG)?;
     write_atomic(&path, doc.to_string().as_bytes())?;
     drop(lock);
     w.commit()?;
