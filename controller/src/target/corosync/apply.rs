@@ -48,7 +48,9 @@ pub const RESTART_WAIT: Duration = Duration::from_secs(90);
 /// How long to wait for corosync to report a reloaded version or a new expected votes.
 pub const VERIFY_WAIT: Duration = Duration::from_secs(10);
 
-const POLL: Duration = Duration::from_millis(200);
+/// How often waits re-check (sync records, lock, running version): small files and short
+/// tool calls, so a short interval keeps the protocol's overhead low (BENCHMARKS.md).
+const POLL: Duration = Duration::from_millis(50);
 
 fn stale(step: &Step, reason: impl Into<String>) -> TargetError {
     TargetError::Stale {
