@@ -339,7 +339,10 @@ fn readdress_with_a_second_link_is_remove_then_add_by_reload() {
         .collect();
     assert_eq!(steps.len(), 2, "{steps:?}");
     assert!(steps[0].1.starts_with("remove link 0"), "{steps:?}");
-    assert_eq!(steps[1].1, "add link 0 (a 10.0.0.1, b 10.0.0.2, c 10.0.0.3)");
+    assert_eq!(
+        steps[1].1,
+        "add link 0 (a 10.0.0.1, b 10.0.0.2, c 10.0.0.3)"
+    );
     assert_eq!((steps[0].2, steps[1].2), (3, 4));
     assert!(steps
         .iter()
