@@ -16,6 +16,7 @@
 //!
 //! [`atomic_write`] is the write side: `NAME.new` in the same directory, fsync, rename.
 
+use crate::observed::ObservedGuest;
 use pve_gitops_schema::corosync;
 use pve_gitops_schema::datacenter::DatacenterDocument;
 use pve_gitops_schema::diag::Diagnostic;
@@ -102,6 +103,20 @@ pub struct FsGuest {
     pub path: PathBuf,
 }
 
+impl FsGuest {
+    /// The guest as observed, with its run state.
+    pub fn observed(&self, running: bool) -> ObservedGuest {
+        ObservedGuest {
+            vmid: self.vmid,
+            gtype: self.gtype,
+            node: self.node.clone(),
+            lock: self.config.lock.clone(),
+            memory_mib: self.config.memory_mib.unwrap_or(0),
+            running,
+        }
+    }
+}
+
 /// What [`ConfigFs::read`] found in an `/etc/pve`-like tree.
 #[derive(Debug, Clone)]
 pub struct ConfigFs {
@@ -156,32 +171,47 @@ fn read_text(
     }
 }
 
-/// The entries of a directory (`Ok(None)` when it does not exist), sorted by name.
-fn list_dir(path: &Path) -> Result<Option<Vec<(String, PathBuf)>>, ConfigFsError> {
+/// The entries of a directory whose names are UTF-8 (other names can never match pmxcfs's
+/// rules), unsorted; `Ok(None)` when it does not exist or is not a directory.
+///
+/// # Errors
+///
+/// The I/O error of reading the directory or one of its entries.
+pub fn dir_entries(path: &Path) -> io::Result<Option<Vec<(String, fs::DirEntry)>>> {
     let rd = match fs::read_dir(path) {
         Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Ok(None),
-        Err(source) => {
-            return Err(ConfigFsError::ReadDir {
-                path: path.to_path_buf(),
-                source,
-            })
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None)
         }
+        Err(e) => return Err(e),
     };
     let mut out = Vec::new();
     for entry in rd {
-        let entry = entry.map_err(|source| ConfigFsError::ReadDir {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        // Names that are not UTF-8 can never match pmxcfs's rules.
+        let entry = entry?;
         if let Ok(name) = entry.file_name().into_string() {
-            out.push((name, entry.path()));
+            out.push((name, entry));
         }
     }
-    out.sort();
     Ok(Some(out))
+}
+
+/// The entries of a directory (`Ok(None)` when it does not exist), sorted by name.
+fn list_dir(path: &Path) -> Result<Option<Vec<(String, PathBuf)>>, ConfigFsError> {
+    let entries = dir_entries(path).map_err(|source| ConfigFsError::ReadDir {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(entries.map(|entries| {
+        let mut out: Vec<(String, PathBuf)> =
+            entries.into_iter().map(|(n, e)| (n, e.path())).collect();
+        out.sort();
+        out
+    }))
 }
 
 impl ConfigFs {

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod metrics;
 pub mod observed;
 pub mod plan;
+pub mod process;
 pub mod reconcile;
 pub mod render;
 pub mod source;

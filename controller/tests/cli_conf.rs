@@ -1,56 +1,19 @@
 //! `pve-gitops conf check`: exit codes, located errors, `--print`, `--json`, `--pve`, kinds.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pve-gitops");
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "pve-gitops-cli-conf-{}-{tag}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{bin, stderr, stdout, Tmp};
+use std::path::Path;
+use std::process::Output;
 
 fn run(args: &[&str], files: &[&Path]) -> Output {
-    Command::new(BIN)
+    bin()
         .arg("conf")
         .arg("check")
         .args(args)
         .args(files)
         .output()
         .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 const GOOD: &str = "\
@@ -83,8 +46,8 @@ quorum {
 
 #[test]
 fn good_file_exits_zero() {
-    let s = Scratch::new("good");
-    let f = s.file("corosync.conf", GOOD);
+    let s = Tmp::new("cli-conf-good");
+    let f = s.write("corosync.conf", GOOD);
     let o = run(&[], &[&f]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(
@@ -96,9 +59,9 @@ fn good_file_exits_zero() {
 
 #[test]
 fn every_syntax_error_is_reported_with_line_and_column() {
-    let s = Scratch::new("bad");
+    let s = Tmp::new("cli-conf-bad");
     let text = "totem {\n  cluster_name: prod\n  config_version: 3\n  secauth: on\n  bad line\n}\nnodelist {\n  node {\n    name: a\n    nodeid: 1\n    ring0_addr: 10.0.0.1 { x\n  }\n}\n}\n}\n";
-    let f = s.file("corosync.conf.new", text);
+    let f = s.write("corosync.conf.new", text);
     let o = run(&[], &[&f]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
@@ -133,8 +96,8 @@ fn every_syntax_error_is_reported_with_line_and_column() {
 
 #[test]
 fn verify_warnings_do_not_fail() {
-    let s = Scratch::new("warn");
-    let f = s.file("corosync.conf", GOOD.replace("  secauth: on\n", ""));
+    let s = Tmp::new("cli-conf-warn");
+    let f = s.write("corosync.conf", GOOD.replace("  secauth: on\n", ""));
     let o = run(&[], &[&f]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
@@ -153,13 +116,13 @@ fn verify_warnings_do_not_fail() {
 
 #[test]
 fn unreadable_file_exits_two() {
-    let s = Scratch::new("missing");
+    let s = Tmp::new("cli-conf-missing");
     let f = s.0.join("corosync.conf");
     let o = run(&[], &[&f]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
 
-    let f = s.file("corosync.conf", b"totem {\n  cluster_name: \xff\n}\n");
+    let f = s.write("corosync.conf", b"totem {\n  cluster_name: \xff\n}\n");
     let o = run(&[], &[&f]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -171,8 +134,8 @@ fn unreadable_file_exits_two() {
 
 #[test]
 fn unknown_name_needs_kind() {
-    let s = Scratch::new("kind");
-    let f = s.file("cluster.txt", GOOD);
+    let s = Tmp::new("cli-conf-kind");
+    let f = s.write("cluster.txt", GOOD);
     let o = run(&[], &[&f]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -187,7 +150,7 @@ fn unknown_name_needs_kind() {
 
 #[test]
 fn print_is_byte_identical_including_crlf() {
-    let s = Scratch::new("print");
+    let s = Tmp::new("cli-conf-print");
     let crlf = "# comment\r\ntotem {\r\n\tcluster_name: x # kept\r\n  config_version: 1\r\n\r\n}\r\nquorum {\r\n}";
     for (name, text) in [
         ("corosync.conf", GOOD.to_string()),
@@ -197,14 +160,14 @@ fn print_is_byte_identical_including_crlf() {
             "# c\r\nkeyboard: de\r\nmigration:  secure,network=10.0.0.0/8   ".to_string(),
         ),
     ] {
-        let f = s.file(name, &text);
+        let f = s.write(name, &text);
         let o = run(&["--print"], &[&f]);
         assert_eq!(o.stdout, text.as_bytes(), "{name} printed back exactly");
         assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
     }
     // Errors go to stderr, the document still to stdout.
     let bad = "totem {\n  oops\n}\n";
-    let f = s.file("corosync.conf", bad);
+    let f = s.write("corosync.conf", bad);
     let o = run(&["--print"], &[&f]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), bad);
@@ -213,9 +176,9 @@ fn print_is_byte_identical_including_crlf() {
 
 #[test]
 fn print_refuses_several_files() {
-    let s = Scratch::new("print2");
-    let a = s.file("corosync.conf", GOOD);
-    let b = s.file("corosync.conf.new", GOOD);
+    let s = Tmp::new("cli-conf-print2");
+    let a = s.write("corosync.conf", GOOD);
+    let b = s.write("corosync.conf.new", GOOD);
     let o = run(&["--print"], &[&a, &b]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stdout(&o).is_empty());
@@ -228,8 +191,8 @@ fn print_refuses_several_files() {
 
 #[test]
 fn json_prints_the_typed_view() {
-    let s = Scratch::new("json");
-    let f = s.file("corosync.conf", GOOD);
+    let s = Tmp::new("cli-conf-json");
+    let f = s.write("corosync.conf", GOOD);
     let o = run(&["--json"], &[&f]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -245,8 +208,8 @@ fn json_prints_the_typed_view() {
     assert_eq!(v["diagnostics"].as_array().map(Vec::len), Some(0));
 
     // Several files: an array, one object per file, errors included.
-    let bad = s.file("corosync.conf.new", "totem {\n");
-    let dc = s.file(
+    let bad = s.write("corosync.conf.new", "totem {\n");
+    let dc = s.write(
         "datacenter.cfg",
         "migration: insecure,network=10.1.2.0/24\nbwlimit: migration=100\n",
     );
@@ -266,8 +229,8 @@ fn json_prints_the_typed_view() {
 
 #[test]
 fn pve_refuses_values_proxmox_cannot_read() {
-    let s = Scratch::new("pve");
-    let f = s.file(
+    let s = Tmp::new("cli-conf-pve");
+    let f = s.write(
         "corosync.conf",
         GOOD.replace("cluster_name: prod", "cluster_name: a b"),
     );
@@ -294,8 +257,8 @@ fn pve_refuses_values_proxmox_cannot_read() {
 
 #[test]
 fn datacenter_kind() {
-    let s = Scratch::new("dc");
-    let good = s.file(
+    let s = Tmp::new("cli-conf-dc");
+    let good = s.write(
         "datacenter.cfg",
         "keyboard: de\nmigration: secure,network=10.1.2.0/24\nmax_workers: 4\n",
     );
@@ -309,7 +272,7 @@ fn datacenter_kind() {
 
     // PVE drops `migration` without a type: a warning, an error with --pve.
     let text = "keyboard: de\nmigration: network=10.1.2.0/24\n";
-    let f = s.file("datacenter.cfg.new", text);
+    let f = s.write("datacenter.cfg.new", text);
     let o = run(&[], &[&f]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
@@ -324,7 +287,7 @@ fn datacenter_kind() {
     );
 
     // --kind overrides the name.
-    let other = s.file("corosync.conf.dc", "max_workers: 2\n");
+    let other = s.write("corosync.conf.dc", "max_workers: 2\n");
     let o = run(&["--kind", "datacenter", "--json"], &[&other]);
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -1,15 +1,15 @@
 //! `pve-gitops import --config-fs DIR`: fixture trees, warnings, exit codes, the real-file corpus.
 
+mod common;
+
+use common::{bin, stderr, stdout, Tmp};
 use pve_gitops_schema::corosync::Document;
 use pve_gitops_schema::spec::{
     Cluster, GuestType, IpVersion, LinkSettings, MigrationType, RrpMode, Transport,
 };
 use pve_gitops_schema::validate::validate_documents;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-const BIN: &str = env!("CARGO_BIN_EXE_pve-gitops");
+use std::process::Output;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,48 +17,14 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "pve-gitops-cli-import-{}-{tag}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self, rel: &str, content: &str) -> PathBuf {
-        let p = self.0.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn import(dir: &Path, extra: &[&str]) -> Output {
-    Command::new(BIN)
+    bin()
         .arg("import")
         .arg("--config-fs")
         .arg(dir)
         .args(extra)
         .output()
         .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Validate `yaml` like `pve-gitops validate`; panic on errors; return the typed manifest.
@@ -106,8 +72,8 @@ fn rings(addrs: &[&str]) -> Vec<(u8, String)> {
 fn knet_three_nodes_with_guests_and_migration() {
     let dir = fixture("knet3");
     let o = import(&dir, &[]);
-    let out = text(&o.stdout);
-    let err = text(&o.stderr);
+    let out = stdout(&o);
+    let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
         out.starts_with("# yaml-language-server: $schema=")
@@ -181,33 +147,29 @@ fn knet_three_nodes_with_guests_and_migration() {
 
     // Re-importing is stable.
     let again = import(&dir, &[]);
-    assert_eq!(text(&again.stdout), out);
+    assert_eq!(stdout(&again), out);
 }
 
 #[test]
 fn output_file_is_written_and_validates_with_the_cli() {
-    let s = Scratch::new("out");
+    let s = Tmp::new("cli-import-out");
     let path = s.0.join("cluster.yaml");
     let o = import(&fixture("knet3"), &["-o", path.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(o.stdout.is_empty(), "nothing on stdout with -o");
     assert!(!s.0.join("cluster.yaml.new").exists());
     let written = std::fs::read_to_string(&path).unwrap();
     let direct = import(&fixture("knet3"), &[]);
-    assert_eq!(written, text(&direct.stdout));
-    let v = Command::new(BIN)
-        .arg("validate")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(v.status.code(), Some(0), "{}", text(&v.stdout));
+    assert_eq!(written, stdout(&direct));
+    let v = bin().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
 }
 
 #[test]
 fn corosync2_udpu_with_rrp() {
     let o = import(&fixture("cs2-udpu"), &[]);
-    let out = text(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // udpu, rrp_mode, ringnumber and bindnetaddr are all represented: no warnings.
     assert!(!out.contains("# WARNING"), "{out}");
     let c = valid_cluster(&out);
@@ -264,8 +226,8 @@ fn corosync2_udpu_with_rrp() {
 #[test]
 fn stale_node_dir_and_qdevice_are_warnings() {
     let o = import(&fixture("stale"), &[]);
-    let out = text(&o.stdout);
-    let err = text(&o.stderr);
+    let out = stdout(&o);
+    let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     for w in [
         "quorum.device (qdevice) is not represented",
@@ -302,8 +264,8 @@ fn stale_node_dir_and_qdevice_are_warnings() {
 
 #[test]
 fn not_a_cluster_config_filesystem() {
-    let s = Scratch::new("standalone");
-    s.file("datacenter.cfg", "keyboard: de\n");
+    let s = Tmp::new("cli-import-standalone");
+    s.write("datacenter.cfg", "keyboard: de\n");
     let o = import(&s.0, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(o.stdout.is_empty());
@@ -311,24 +273,20 @@ fn not_a_cluster_config_filesystem() {
         "not a cluster config filesystem: {}/corosync.conf missing; for a standalone host, write the manifest by hand",
         s.0.display()
     );
-    assert!(text(&o.stderr).contains(&expected), "{}", text(&o.stderr));
+    assert!(stderr(&o).contains(&expected), "{}", stderr(&o));
 
     let o = import(&s.0.join("does-not-exist"), &[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o.stderr).contains("does-not-exist"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(stderr(&o).contains("does-not-exist"), "{}", stderr(&o));
 }
 
 #[test]
 fn corosync_syntax_errors_are_located_and_fatal() {
-    let s = Scratch::new("syntax");
-    s.file("corosync.conf", "totem {\n  cluster_name: x\n  what\n}\n");
+    let s = Tmp::new("cli-import-syntax");
+    s.write("corosync.conf", "totem {\n  cluster_name: x\n  what\n}\n");
     let out_file = s.0.join("out.yaml");
     let o = import(&s.0, &["-o", out_file.to_str().unwrap()]);
-    let err = text(&o.stderr);
+    let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("--> corosync.conf:3:3"), "{err}");
     assert!(err.contains("3 |   what"), "{err}");
@@ -337,8 +295,8 @@ fn corosync_syntax_errors_are_located_and_fatal() {
 
 #[test]
 fn what_the_manifest_cannot_hold_is_an_error_not_a_guess() {
-    let s = Scratch::new("noname");
-    s.file(
+    let s = Tmp::new("cli-import-noname");
+    s.write(
         "corosync.conf",
         "totem {\n  cluster_name: c\n  config_version: 1\n  secauth: on\n}\nnodelist {\n  node {\n    nodeid: 1\n    ring0_addr: 10.0.0.1\n  }\n}\nquorum {\n  provider: corosync_votequorum\n}\n",
     );
@@ -346,22 +304,22 @@ fn what_the_manifest_cannot_hold_is_an_error_not_a_guess() {
     assert_eq!(o.status.code(), Some(2));
     assert!(o.stdout.is_empty());
     assert!(
-        text(&o.stderr).contains("nodelist.node[0] (10.0.0.1) has no name"),
+        stderr(&o).contains("nodelist.node[0] (10.0.0.1) has no name"),
         "{}",
-        text(&o.stderr)
+        stderr(&o)
     );
 }
 
 #[test]
 fn corosync2_nodeid_derived_from_ipv4_with_warning() {
-    let s = Scratch::new("cs2id");
-    s.file(
+    let s = Tmp::new("cli-import-cs2id");
+    s.write(
         "corosync.conf",
         "totem {\n  version: 2\n  cluster_name: old\n  config_version: 2\n  transport: udpu\n  interface {\n    ringnumber: 0\n    bindnetaddr: 10.0.0.0\n  }\n}\nnodelist {\n  node {\n    name: a\n    ring0_addr: 10.0.0.1\n  }\n  node {\n    name: b\n    nodeid: 7\n    ring0_addr: 10.0.0.2\n  }\n}\nquorum {\n  provider: corosync_votequorum\n}\n",
     );
     let o = import(&s.0, &[]);
-    let out = text(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
         out.contains("node `a` has no nodeid; imported as 167772161"),
         "{out}"
@@ -406,11 +364,11 @@ fn corpus_imports_or_explains() {
             continue;
         }
         let names: Vec<String> = view.nodes.iter().filter_map(|n| n.name.clone()).collect();
-        let s = Scratch::new("corpus");
-        s.file("corosync.conf", &src);
+        let s = Tmp::new("cli-import-corpus");
+        s.write("corosync.conf", &src);
         let o = import(&s.0, &[]);
-        let out = text(&o.stdout);
-        let err = text(&o.stderr);
+        let out = stdout(&o);
+        let err = stderr(&o);
         let label = f.display();
         match o.status.code() {
             Some(0) => {

@@ -1,11 +1,9 @@
 //! `pve-gitops validate`: exit codes, output formats, --strict, directories.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_pve-gitops"))
-}
+use common::bin;
+use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

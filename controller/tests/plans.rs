@@ -22,13 +22,15 @@
 //! (read every changed file before committing it: the reviewer is you). Directories whose
 //! name starts with `_` or `.` are not cases.
 
+mod common;
+
+use common::{copy_dir, snapshot};
 use pve_gitops::plan::step::StepKind;
 use pve_gitops::plan::{plan, Plan};
 use pve_gitops::render::{plan_json, plan_text};
 use pve_gitops::target::sim::SimTarget;
 use pve_gitops::target::Target;
 use pve_gitops_schema::spec::Cluster;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -65,23 +67,6 @@ fn load_manifest(path: &Path) -> Cluster {
             panic!("{} is invalid:\n{}", path.display(), text.join(""))
         }
     }
-}
-
-/// Every file under `dir` with its bytes (to prove that observe does not write).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    walkdir::WalkDir::new(dir)
-        .sort_by_file_name()
-        .into_iter()
-        .map(|e| e.expect("walk live dir"))
-        .map(|e| {
-            let bytes = if e.file_type().is_file() {
-                fs::read(e.path()).expect("read live file")
-            } else {
-                b"<dir>".to_vec()
-            };
-            (e.path().to_path_buf(), bytes)
-        })
-        .collect()
 }
 
 /// What the dry run of one case prints.
@@ -142,19 +127,6 @@ fn step_sequence(p: &Plan) -> Vec<String> {
         .collect()
 }
 
-/// Copy a directory tree (the case's `live/`) to `to`.
-fn copy_tree(from: &Path, to: &Path) {
-    for e in walkdir::WalkDir::new(from) {
-        let e = e.expect("walk live dir");
-        let dest = to.join(e.path().strip_prefix(from).expect("under live"));
-        if e.file_type().is_dir() {
-            fs::create_dir_all(&dest).expect("mkdir");
-        } else {
-            fs::copy(e.path(), &dest).expect("copy");
-        }
-    }
-}
-
 /// Apply the plan on a copy of `live/` with the simulator until it converges or stops (gate,
 /// blocked step, refusal): the simulator refuses what corosync / pvecm / qm refuse, so every
 /// step the plan offers as runnable must go through. Returns the violation, if any.
@@ -164,7 +136,7 @@ fn check_applies(case: &str) -> Option<String> {
     let scratch =
         std::env::temp_dir().join(format!("pve-gitops-golden-{}-{case}", std::process::id()));
     let _ = fs::remove_dir_all(&scratch);
-    copy_tree(&dir.join("live"), &scratch);
+    copy_dir(&dir.join("live"), &scratch);
     let mut target = SimTarget::new(&scratch);
     let r = pve_gitops::reconcile::run(
         &cluster,

@@ -8,15 +8,16 @@
 //! leftover report, create/join on the host's own API), refusals of what the API cannot do,
 //! retries.
 
+mod common;
+
+use common::{datacenter_step, migrate_step, read_fixture, remove_pve3_step, step, Tmp};
 use pve_gitops::plan::step::{
-    CreateCluster, JoinNode, Method, MigrateGuest, RemoveNode, SetDatacenter, SetExpectedVotes,
-    Step, StepKind, UpdateCorosync,
+    CreateCluster, JoinNode, Method, SetExpectedVotes, StepKind, UpdateCorosync,
 };
 use pve_gitops::target::pve_api::client::{ApiClient, Token};
 use pve_gitops::target::pve_api::http::{fingerprint, Trust};
 use pve_gitops::target::pve_api::ApiTarget;
 use pve_gitops::target::{Target, TargetError};
-use pve_gitops_schema::spec::GuestType;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -48,13 +49,18 @@ impl Server {
     fn requests(&self) -> Vec<Req> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// The first request with `method`; panics when there is none.
+    fn first(&self, method: &str) -> Req {
+        self.requests()
+            .into_iter()
+            .find(|r| r.method == method)
+            .unwrap_or_else(|| panic!("no {method} request"))
+    }
 }
 
 fn fixture(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/pve/api")
-        .join(name);
-    std::fs::read_to_string(p).unwrap()
+    read_fixture(&format!("pve/api/{name}"))
 }
 
 fn ok(body: String) -> (u16, String, String) {
@@ -180,6 +186,24 @@ fn ca_and_leaf() -> (String, Certs) {
     )
 }
 
+/// A standalone host: no cluster, no guests, empty options; a POST to `post` starts the task
+/// `upid`, and every task has finished OK.
+fn standalone_handler(post: &'static str, upid: &'static str) -> Arc<Handler> {
+    Arc::new(move |r: &Req| {
+        let path = r.target.split('?').next().unwrap_or("");
+        match (r.method.as_str(), path) {
+            ("GET", "/api2/json/cluster/status") => ok(fixture("standalone-status.json")),
+            ("GET", "/api2/json/cluster/options") => ok(data("{}")),
+            ("GET", "/api2/json/cluster/resources") => ok(data("[]")),
+            ("POST", p) if p == post => ok(data(&format!("\"{upid}\""))),
+            ("GET", p) if p.ends_with("/status") => {
+                ok(data(r#"{"status":"stopped","exitstatus":"OK"}"#))
+            }
+            _ => (501, "not implemented".into(), data("null")),
+        }
+    })
+}
+
 /// The documented answers of a 3-node cluster (pve3 offline) plus `extra` routes first.
 fn cluster_handler(
     extra: impl Fn(&Req) -> Option<(u16, String, String)> + Send + Sync + 'static,
@@ -224,10 +248,6 @@ fn pinned(url: &str, fp: &str) -> ApiTarget {
         client(url, &Trust::Pins(vec![fp.to_lowercase()])),
         BTreeMap::new(),
     )
-}
-
-fn step(kind: StepKind, node: &str) -> Step {
-    Step::new(kind, node, "test")
 }
 
 #[test]
@@ -316,7 +336,6 @@ fn ca_bundle_accepted_and_foreign_ca_rejected() {
         &Trust::CaBundle(empty)
     )
     .is_err());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -368,14 +387,7 @@ fn get_is_retried_writes_are_not() {
     let mut t = pinned(&srv.url, &c.fp);
     assert!(t.observe().is_ok());
     assert_eq!(*n.lock().unwrap(), 3);
-    let s = step(
-        StepKind::SetDatacenter(SetDatacenter {
-            key: "max_workers".into(),
-            from: Some("4".into()),
-            to: Some("8".into()),
-        }),
-        "pve1",
-    );
+    let s = datacenter_step("pve1", "max_workers", Some("4"), Some("8"));
     let err = t.apply(&s).unwrap_err().to_string();
     assert!(err.contains("PUT /cluster/options: HTTP 503"), "{err}");
     assert_eq!(
@@ -393,63 +405,27 @@ fn set_datacenter_puts_one_key() {
         cluster_handler(|r| (r.method == "PUT").then(|| ok(data("null")))),
     );
     let mut t = pinned(&srv.url, &c.fp);
-    let s = step(
-        StepKind::SetDatacenter(SetDatacenter {
-            key: "migration".into(),
-            from: Some("secure,network=10.1.2.0/24".into()),
-            to: Some("insecure,network=10.1.3.0/24".into()),
-        }),
+    let s = datacenter_step(
         "pve1",
+        "migration",
+        Some("secure,network=10.1.2.0/24"),
+        Some("insecure,network=10.1.3.0/24"),
     );
     t.apply(&s).unwrap();
-    let put = srv
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "PUT")
-        .unwrap();
+    let put = srv.first("PUT");
     assert_eq!(put.target, "/api2/json/cluster/options");
     assert_eq!(put.body, "migration=insecure%2Cnetwork%3D10.1.3.0%2F24");
-    let unset = step(
-        StepKind::SetDatacenter(SetDatacenter {
-            key: "max_workers".into(),
-            from: Some("4".into()),
-            to: None,
-        }),
-        "pve1",
-    );
+    let unset = datacenter_step("pve1", "max_workers", Some("4"), None);
     t.apply(&unset).unwrap();
     assert!(srv
         .requests()
         .iter()
         .any(|r| r.body == "delete=max_workers"));
-    let stale = step(
-        StepKind::SetDatacenter(SetDatacenter {
-            key: "keyboard".into(),
-            from: Some("de".into()),
-            to: Some("fr".into()),
-        }),
-        "pve1",
-    );
+    let stale = datacenter_step("pve1", "keyboard", Some("de"), Some("fr"));
     assert!(matches!(t.apply(&stale), Err(TargetError::Stale { .. })));
 }
 
 const UPID: &str = "UPID:pve1:00003039:0045B352:681A0A70:qmigrate:100:root@pam:";
-
-fn migrate_step() -> Step {
-    step(
-        StepKind::MigrateGuest(MigrateGuest {
-            vmid: 100,
-            guest_type: GuestType::Qemu,
-            from: "pve1".into(),
-            to: "pve2".into(),
-            online: true,
-            restart: false,
-            migration_network: Some("10.1.2.0/24".into()),
-            migration_type: Some("secure".into()),
-        }),
-        "pve1",
-    )
-}
 
 fn migrate_server(fail: bool) -> (Server, String) {
     let c = self_signed();
@@ -472,20 +448,11 @@ fn migrate_server(fail: bool) -> (Server, String) {
                 } else {
                     "task-status-ok.json"
                 };
-                let text = std::fs::read_to_string(
-                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                        .join("tests/fixtures/pve/outputs")
-                        .join(which),
-                )
-                .unwrap();
+                let text = read_fixture(&format!("pve/outputs/{which}"));
                 return Some(ok(data(&text)));
             }
             if r.target.starts_with(&format!("{status_path}/log")) {
-                let text = std::fs::read_to_string(
-                    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                        .join("tests/fixtures/pve/outputs/task-log-failed.json"),
-                )
-                .unwrap();
+                let text = read_fixture("pve/outputs/task-log-failed.json");
                 return Some(ok(data(&text)));
             }
             None
@@ -498,7 +465,9 @@ fn migrate_server(fail: bool) -> (Server, String) {
 fn migrate_posts_and_polls_the_task() {
     let (srv, fp) = migrate_server(false);
     let mut t = pinned(&srv.url, &fp).with_local_disks(true);
-    let done = t.apply(&migrate_step()).unwrap();
+    let done = t
+        .apply(&migrate_step(Some("10.1.2.0/24"), Some("secure")))
+        .unwrap();
     assert!(done.message.contains("qemu 100 pve1 -> pve2"));
     let reqs = srv.requests();
     let post = reqs.iter().find(|r| r.method == "POST").unwrap();
@@ -518,7 +487,10 @@ fn migrate_posts_and_polls_the_task() {
 fn failed_migration_reports_the_task_log() {
     let (srv, fp) = migrate_server(true);
     let mut t = pinned(&srv.url, &fp);
-    let err = t.apply(&migrate_step()).unwrap_err().to_string();
+    let err = t
+        .apply(&migrate_step(Some("10.1.2.0/24"), Some("secure")))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("ended with migration aborted"), "{err}");
     assert!(
         err.contains("storage 'local-lvm' is not available on node 'pve2'"),
@@ -540,16 +512,7 @@ fn delnode_reports_leftover_guests() {
     );
     let mut t = pinned(&srv.url, &c.fp);
     t.observe().unwrap();
-    let s = step(
-        StepKind::RemoveNode(RemoveNode {
-            node: "pve3".into(),
-            via: "pve1".into(),
-            from_version: 5,
-            to_version: 6,
-            corosync_conf: String::new(),
-        }),
-        "pve3",
-    );
+    let s = remove_pve3_step();
     let done = t.apply(&s).unwrap();
     assert!(
         done.message
@@ -618,23 +581,10 @@ fn join_runs_on_the_joining_hosts_api_with_the_clusters_fingerprint() {
     let joiner = serve(
         j.cert.clone(),
         j.key.clone_key(),
-        Arc::new(move |r: &Req| {
-            let path = r.target.split('?').next().unwrap_or("");
-            match (r.method.as_str(), path) {
-                ("GET", "/api2/json/cluster/status") => ok(fixture("standalone-status.json")),
-                ("GET", "/api2/json/cluster/resources") => ok(data("[]")),
-                ("POST", "/api2/json/cluster/config/join") => ok(data(&format!("\"{join_upid}\""))),
-                ("GET", p) if p.ends_with("/status") => {
-                    ok(data(r#"{"status":"stopped","exitstatus":"OK"}"#))
-                }
-                _ => (501, "not implemented".into(), data("null")),
-            }
-        }),
+        standalone_handler("/api2/json/cluster/config/join", join_upid),
     );
-    let dir = std::env::temp_dir().join(format!("pve-gitops-join-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pw = dir.join("pw");
-    std::fs::write(&pw, "r00t-pw\n").unwrap();
+    let dir = Tmp::new("join");
+    let pw = dir.write("pw", "r00t-pw\n");
     let trust = Trust::Pins(vec![c.fp.clone(), j.fp.clone()]);
     let nodes: BTreeMap<String, ApiClient> =
         [("pve4".to_string(), client(&joiner.url, &trust))].into();
@@ -663,11 +613,7 @@ fn join_runs_on_the_joining_hosts_api_with_the_clusters_fingerprint() {
     );
     assert!(t.can_run(&s).is_ok());
     t.apply(&s).unwrap();
-    let post = joiner
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST")
-        .unwrap();
+    let post = joiner.first("POST");
     assert_eq!(
         post.body,
         "hostname=192.168.1.12&password=r00t-pw&fingerprint=11%3A22%3A33%3A44%3A55%3A66%3A77%3A88%3A99%3A00%3AAA%3ABB%3ACC%3ADD%3AEE%3AFF%3A11%3A22%3A33%3A44%3A55%3A66%3A77%3A88%3A99%3A00%3AAA%3ABB%3ACC%3ADD%3AEE%3AFF&nodeid=4&votes=1&link0=10.0.0.4"
@@ -676,7 +622,6 @@ fn join_runs_on_the_joining_hosts_api_with_the_clusters_fingerprint() {
     let mut t2 = pinned(&main.url, &c.fp);
     t2.observe().unwrap();
     assert!(t2.can_run(&s).unwrap_err().contains("--api-node pve4="));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -686,19 +631,7 @@ fn create_runs_on_the_founders_api() {
     let srv = serve(
         c.cert.clone(),
         c.key.clone_key(),
-        Arc::new(move |r: &Req| {
-            let path = r.target.split('?').next().unwrap_or("");
-            match (r.method.as_str(), path) {
-                ("GET", "/api2/json/cluster/status") => ok(fixture("standalone-status.json")),
-                ("GET", "/api2/json/cluster/options") => ok(data("{}")),
-                ("GET", "/api2/json/cluster/resources") => ok(data("[]")),
-                ("POST", "/api2/json/cluster/config") => ok(data(&format!("\"{upid}\""))),
-                ("GET", p) if p.ends_with("/status") => {
-                    ok(data(r#"{"status":"stopped","exitstatus":"OK"}"#))
-                }
-                _ => (501, "not implemented".into(), data("null")),
-            }
-        }),
+        standalone_handler("/api2/json/cluster/config", upid),
     );
     let mut t = pinned(&srv.url, &c.fp);
     let o = t.observe().unwrap();
@@ -717,11 +650,7 @@ fn create_runs_on_the_founders_api() {
     );
     assert!(t.can_run(&s).is_ok());
     t.apply(&s).unwrap();
-    let post = srv
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST")
-        .unwrap();
+    let post = srv.first("POST");
     assert_eq!(
         post.body,
         "clustername=prod&nodeid=1&votes=1&link0=address%3D10.0.0.4%2Cpriority%3D15"

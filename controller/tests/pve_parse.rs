@@ -3,18 +3,17 @@
 //! `corosync-quorumtool -s -p` (corosync 3 and 2), `corosync-cmapctl`, task status and log,
 //! join information, UPIDs, version strings.
 
+mod common;
+
+use common::read_fixture;
 use pve_gitops::target::pve::parse::{
     ip_addr_lists_address, is_fingerprint, parse_cmap, parse_quorum_status, runtime_members,
     JoinInfo, TaskLogLine, TaskStatus, Upid,
 };
 use pve_gitops::target::pve::Generation;
-use std::path::PathBuf;
 
 fn fixture(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/pve/outputs")
-        .join(name);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    read_fixture(&format!("pve/outputs/{name}"))
 }
 
 #[test]
@@ -72,16 +71,17 @@ fn truncated_status_is_an_error_not_a_panic() {
 #[test]
 fn cmap_runtime_members_skip_nothing_and_keep_left_status() {
     let entries = parse_cmap(&fixture("cmap-runtime-members.txt")).unwrap();
-    assert_eq!(entries[1].1, "r(0) ip(10.0.0.1) ");
+    assert_eq!(entries[1].value, "r(0) ip(10.0.0.1) ");
     let m = runtime_members(&entries);
     assert_eq!(m[&1].config_version, Some(5));
     assert_eq!(m[&2].config_version, Some(4));
     assert_eq!(m[&3].status.as_deref(), Some("left"));
     let one = parse_cmap(&fixture("cmap-config-version.txt")).unwrap();
-    assert_eq!(
-        one,
-        vec![("totem.config_version".to_string(), "5".to_string())]
-    );
+    let pairs: Vec<(&str, &str)> = one
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_str()))
+        .collect();
+    assert_eq!(pairs, vec![("totem.config_version", "5")]);
     assert!(parse_cmap("not a cmap line\n").is_err());
 }
 

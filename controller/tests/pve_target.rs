@@ -2,10 +2,15 @@
 //! runner (no real Proxmox VE here): observe, every apply rule, the join preflight with all
 //! its failures at once, secrets kept out of argv and messages, `can_run`.
 
+mod common;
+
+use common::{
+    copy_dir, datacenter_step, fixture_path, migrate_step, read_fixture, remove_pve3_step, step,
+    Tmp,
+};
 use pve_gitops::observed::Observed;
 use pve_gitops::plan::step::{
-    Gate, JoinNode, Method, MigrateGuest, RemoveNode, SetDatacenter, SetExpectedVotes, Step,
-    StepKind, UpdateCorosync, Wait,
+    Gate, JoinNode, Method, SetExpectedVotes, Step, StepKind, UpdateCorosync, Wait,
 };
 use pve_gitops::target::pve::runner::{Output, Runner, ScriptedRunner};
 use pve_gitops::target::pve::{Generation, PveOptions, PveTarget};
@@ -13,54 +18,14 @@ use pve_gitops::target::{Target, TargetError};
 use pve_gitops_schema::spec::GuestType;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Tmp {
-        let p = std::env::temp_dir().join(format!(
-            "pve-gitops-pve-{}-{}-{name}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        Tmp(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), dst).unwrap();
-        }
-    }
-}
-
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pve")
+    fixture_path("pve")
 }
 
 fn output(name: &str) -> String {
-    fs::read_to_string(fixtures().join("outputs").join(name)).unwrap()
+    read_fixture(&format!("pve/outputs/{name}"))
 }
 
 /// A copy of `cluster3` (pve1 local) with a `corosync` dir beside it.
@@ -108,10 +73,6 @@ fn healthy() -> ScriptedRunner {
 
 fn target(t: &Tmp, root: &Path, r: &ScriptedRunner) -> PveTarget {
     PveTarget::with_root(root, Box::new(r.clone())).options(opts(t))
-}
-
-fn step(kind: StepKind, node: &str) -> Step {
-    Step::new(kind, node, "test")
 }
 
 #[test]
@@ -338,13 +299,11 @@ fn rolling_restart_uses_ssh_for_other_nodes_and_waits_for_quorum() {
 fn datacenter_key_edit_keeps_other_keys() {
     let (t, root) = cluster("dc");
     let mut tg = target(&t, &root, &healthy());
-    let s = step(
-        StepKind::SetDatacenter(SetDatacenter {
-            key: "migration".into(),
-            from: Some("secure,network=10.1.2.0/24".into()),
-            to: Some("insecure,network=10.1.3.0/24".into()),
-        }),
+    let s = datacenter_step(
         "pve1",
+        "migration",
+        Some("secure,network=10.1.2.0/24"),
+        Some("insecure,network=10.1.3.0/24"),
     );
     tg.apply(&s).unwrap();
     assert_eq!(
@@ -353,13 +312,11 @@ fn datacenter_key_edit_keeps_other_keys() {
     );
     assert!(!root.join("priv/lock/file-datacenter_cfg").exists());
     assert!(tg.apply(&s).unwrap().message.contains("already"));
-    let stale = step(
-        StepKind::SetDatacenter(SetDatacenter {
-            key: "migration".into(),
-            from: Some("secure".into()),
-            to: Some("secure,network=10.9.0.0/16".into()),
-        }),
+    let stale = datacenter_step(
         "pve1",
+        "migration",
+        Some("secure"),
+        Some("secure,network=10.9.0.0/16"),
     );
     assert!(matches!(tg.apply(&stale), Err(TargetError::Stale { .. })));
 }
@@ -416,22 +373,6 @@ impl Runner for Migrating {
     }
 }
 
-fn migrate_step() -> Step {
-    step(
-        StepKind::MigrateGuest(MigrateGuest {
-            vmid: 100,
-            guest_type: GuestType::Qemu,
-            from: "pve1".into(),
-            to: "pve2".into(),
-            online: true,
-            restart: false,
-            migration_network: None,
-            migration_type: None,
-        }),
-        "pve1",
-    )
-}
-
 #[test]
 fn migrate_runs_qm_and_waits_for_the_config_to_move() {
     let (t, root) = cluster("migrate");
@@ -452,8 +393,8 @@ fn migrate_runs_qm_and_waits_for_the_config_to_move() {
         ..opts(&t)
     });
     tg.observe().unwrap();
-    assert!(tg.can_run(&migrate_step()).is_ok());
-    let done = tg.apply(&migrate_step()).unwrap();
+    assert!(tg.can_run(&migrate_step(None, None)).is_ok());
+    let done = tg.apply(&migrate_step(None, None)).unwrap();
     assert!(done.message.contains("pve1 -> pve2"));
     assert!(inner.argvs().contains(
         &"qm migrate 100 pve2 --online --with-local-disks"
@@ -463,7 +404,7 @@ fn migrate_runs_qm_and_waits_for_the_config_to_move() {
     ));
     // Again: already there.
     assert!(tg
-        .apply(&migrate_step())
+        .apply(&migrate_step(None, None))
         .unwrap()
         .message
         .contains("already"));
@@ -490,7 +431,7 @@ fn migrate_failure_reports_the_task_log() {
         Output::ok(output("task-log-failed.json")),
     );
     let mut tg = target(&t, &root, &r);
-    match tg.apply(&migrate_step()) {
+    match tg.apply(&migrate_step(None, None)) {
         Err(TargetError::Command { command, message }) => {
             assert_eq!(command, "qm migrate 100 pve2 --online");
             assert!(
@@ -510,16 +451,7 @@ fn delnode_reports_leftover_node_directory() {
     r.on(&["pvecm", "delnode"], Output::ok(""));
     let mut tg = target(&t, &root, &r);
     tg.observe().unwrap();
-    let s = step(
-        StepKind::RemoveNode(RemoveNode {
-            node: "pve3".into(),
-            via: "pve1".into(),
-            from_version: 5,
-            to_version: 6,
-            corosync_conf: String::new(),
-        }),
-        "pve3",
-    );
+    let s = remove_pve3_step();
     assert!(tg.can_run(&s).is_ok());
     let done = tg.apply(&s).unwrap();
     assert!(
@@ -721,7 +653,7 @@ fn can_run_places_steps_on_the_right_node() {
         .can_run(&join_step())
         .unwrap_err()
         .contains("the join runs on pve4 (this is pve1)"));
-    let mut m = migrate_step();
+    let mut m = migrate_step(None, None);
     if let StepKind::MigrateGuest(g) = &mut m.kind {
         g.from = "pve2".into();
     }

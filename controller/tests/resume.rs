@@ -7,13 +7,15 @@
 //! Two ways to interrupt: cancellation between steps (what the daemon does on shutdown) and
 //! the `max_steps` budget running out (`reconcile --max-steps`, an error mid-plan).
 
+mod common;
+
+use common::Tmp;
 use pve_gitops::reconcile::{self, Event, Mode, Outcome, ReconcileError};
 use pve_gitops::target::sim::{self, InitOptions, SimTarget};
 use pve_gitops_schema::spec::Cluster;
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 const NODES: &str = r#"
     - {name: pve1, nodeid: 1, ring0_addr: 10.10.10.1, addresses: [10.1.2.1/24]}
@@ -68,41 +70,20 @@ enum Interrupt {
     MaxSteps,
 }
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let base = Path::new("/dev/shm");
-        let base = if base.is_dir() {
-            base.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!(
-            "pve-gitops-resume-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        sim::init(
-            &dir,
-            &InitOptions {
-                names: (1..=4).map(|i| format!("pve{i}")).collect(),
-                guests: 4,
-                memory_mib: 65536,
-                force: false,
-            },
-        )
-        .expect("sim init");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh four-node simulator with guests, on tmpfs when there is one.
+fn scratch() -> Tmp {
+    let t = Tmp::on_tmpfs("resume");
+    sim::init(
+        t.path(),
+        &InitOptions {
+            names: (1..=4).map(|i| format!("pve{i}")).collect(),
+            guests: 4,
+            memory_mib: 65536,
+            force: false,
+        },
+    )
+    .expect("sim init");
+    t
 }
 
 /// Run the session; with `interrupt_after = Some(k)` the reconcile that is running when the
@@ -223,7 +204,7 @@ fn end_state(dir: &Path) -> BTreeMap<String, String> {
 }
 
 fn check_every_k(how: Interrupt) {
-    let reference = Scratch::new();
+    let reference = scratch();
     let steps = session(&reference.0, None);
     assert!(
         steps.len() >= 6,
@@ -244,7 +225,7 @@ fn check_every_k(how: Interrupt) {
     let want = end_state(&reference.0);
     assert!(want["corosync.conf"].contains("config_version"));
     for k in 1..steps.len() {
-        let run = Scratch::new();
+        let run = scratch();
         let resumed = session(&run.0, Some((k, how)));
         let got = end_state(&run.0);
         if got != want {

@@ -19,6 +19,9 @@
 //! `PROPTEST_CASES` overrides the number of cases (default 32, to keep CI fast). Failing
 //! seeds are persisted by proptest under `proptest-regressions/` and replayed first.
 
+mod common;
+
+use common::Tmp;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use pve_gitops::observed::Observed;
@@ -29,8 +32,7 @@ use pve_gitops::target::sim::{self, InitOptions, SimTarget};
 use pve_gitops::target::{Applied, Target, TargetError};
 use pve_gitops_schema::spec::Cluster;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 /// Apply budget per reconcile run (a 7-node cluster from nothing with guests needs ~30).
 const MAX_STEPS: usize = 200;
@@ -218,34 +220,6 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         )
 }
 
-/// A scratch simulator directory (tmpfs when there is one), removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let base = Path::new("/dev/shm");
-        let base = if base.is_dir() {
-            base.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!(
-            "pve-gitops-prop-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The sim target, checking quorum after every applied step.
 struct Watched {
     inner: SimTarget,
@@ -335,7 +309,7 @@ fn setup(s: &Scenario, dir: &Path) {
 
 /// Run the properties; `Err` describes the first violation.
 fn check(s: &Scenario) -> Result<(), String> {
-    let scratch = Scratch::new();
+    let scratch = Tmp::on_tmpfs("prop");
     let dir = scratch.0.as_path();
     setup(s, dir);
     let desired = s.desired.cluster();
@@ -482,7 +456,7 @@ fn harness_converges_a_fixed_removal() {
         },
     };
     check(&s).unwrap();
-    let scratch = Scratch::new();
+    let scratch = Tmp::on_tmpfs("prop");
     setup(&s, &scratch.0);
     let o = SimTarget::new(&scratch.0).observe().unwrap();
     assert_eq!(o.guests.get(&100).map(|g| g.node.as_str()), Some("pve4"));

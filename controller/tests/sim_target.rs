@@ -2,73 +2,20 @@
 //! an acceptance and a refusal case, refused steps leave every file unchanged, and the
 //! pmxcfs files have their exact byte layout.
 
+mod common;
+
+use common::{datacenter_step, snapshot, step, Tmp};
 use pve_gitops::plan::step::{
-    CreateCluster, Gate, JoinNode, Method, MigrateGuest, RemoveNode, SetDatacenter,
-    SetExpectedVotes, Step, StepKind, UpdateCorosync, Wait,
+    CreateCluster, Gate, JoinNode, Method, MigrateGuest, RemoveNode, SetExpectedVotes, Step,
+    StepKind, UpdateCorosync, Wait,
 };
 use pve_gitops::target::sim::{self, SimTarget};
 use pve_gitops::target::{Target, TargetError};
 use pve_gitops_schema::spec::GuestType;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh, empty temporary directory, removed on drop.
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(name: &str) -> Tmp {
-        let p = std::env::temp_dir().join(format!(
-            "pve-gitops-sim-{}-{}-{name}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        Tmp(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn read(&self, rel: &str) -> String {
-        fs::read_to_string(self.0.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-    }
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.0.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Every file and directory under `dir` with its content (directories: empty).
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            if p.is_dir() {
-                out.insert(format!("{rel}/"), Vec::new());
-                walk(root, &p, out);
-            } else {
-                out.insert(rel, fs::read(&p).unwrap());
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out
-}
 
 /// A node of [`conf`]: name, nodeid, addresses by link.
 type N<'a> = (&'a str, u32, &'a [(u8, &'a str)]);
@@ -106,10 +53,6 @@ fn conf(version: u64, nodes: &[N<'_>], totem_extra: &str) -> String {
 
 fn names(n: &[&str]) -> Vec<String> {
     n.iter().map(|s| s.to_string()).collect()
-}
-
-fn step(kind: StepKind, node: &str) -> Step {
-    Step::new(kind, node, "test")
 }
 
 fn links(addrs: &[(u8, &str)]) -> BTreeMap<u8, String> {
@@ -566,13 +509,11 @@ fn set_datacenter_edits_one_key_and_keeps_the_rest() {
         "# managed by hand\nkeyboard: de\nmigration: type=secure\n",
     );
     let mut s = SimTarget::new(t.path());
-    let st = step(
-        StepKind::SetDatacenter(SetDatacenter {
-            key: "migration".into(),
-            from: Some("type=secure".into()),
-            to: Some("secure,network=10.1.2.0/24".into()),
-        }),
+    let st = datacenter_step(
         "a",
+        "migration",
+        Some("type=secure"),
+        Some("secure,network=10.1.2.0/24"),
     );
     s.apply(&st).unwrap();
     assert_eq!(
@@ -584,36 +525,20 @@ fn set_datacenter_edits_one_key_and_keeps_the_rest() {
         Some("secure,network=10.1.2.0/24")
     );
     // invalid value
-    let bad = step(
-        StepKind::SetDatacenter(SetDatacenter {
-            key: "migration".into(),
-            from: Some("secure,network=10.1.2.0/24".into()),
-            to: Some("fast".into()),
-        }),
+    let bad = datacenter_step(
         "a",
+        "migration",
+        Some("secure,network=10.1.2.0/24"),
+        Some("fast"),
     );
     assert_refused(&t, &mut s, &bad, "migration:");
     // re-applying is idempotent; a step planned against another value is stale
     assert_eq!(s.apply(&st).unwrap().duration_ms, 0);
-    let stale = step(
-        StepKind::SetDatacenter(SetDatacenter {
-            key: "migration".into(),
-            from: Some("type=insecure".into()),
-            to: Some("insecure".into()),
-        }),
-        "a",
-    );
+    let stale = datacenter_step("a", "migration", Some("type=insecure"), Some("insecure"));
     assert_refused(&t, &mut s, &stale, "planned against");
     // held lock
     fs::create_dir_all(t.path().join("priv/lock/file-datacenter_cfg")).unwrap();
-    let rm = step(
-        StepKind::SetDatacenter(SetDatacenter {
-            key: "keyboard".into(),
-            from: Some("de".into()),
-            to: None,
-        }),
-        "a",
-    );
+    let rm = datacenter_step("a", "keyboard", Some("de"), None);
     assert_refused(
         &t,
         &mut s,
@@ -653,7 +578,7 @@ fn migration_moves_the_config_file() {
     let v = SimTarget::new(t.path()).state().unwrap();
     let mut st = v.clone();
     st.running_guests.insert(100);
-    t.write(sim::EXTRA_FILE, &st.render());
+    t.write(sim::EXTRA_FILE, st.render());
     let applied = s
         .apply(&migrate_step(100, GuestType::Qemu, "a", "b", true))
         .unwrap();
@@ -693,7 +618,7 @@ fn migration_refusals() {
     t.write("nodes/a/lxc/200.conf", "memory: 512\n");
     let mut st = s.state().unwrap();
     st.running_guests.extend([100, 200]);
-    t.write(sim::EXTRA_FILE, &st.render());
+    t.write(sim::EXTRA_FILE, st.render());
     assert_refused(
         &t,
         &mut s,
@@ -871,7 +796,7 @@ fn remove_node_needs_quorum() {
 #[test]
 fn observe_plain_etc_pve_copy_without_extra_file() {
     let t = Tmp::new("plain");
-    t.write("corosync.conf", &conf(7, &all3(), ""));
+    t.write("corosync.conf", conf(7, &all3(), ""));
     t.write(
         ".members",
         "{\n\"nodename\": \"b\",\n\"version\": 12,\n\"cluster\": { \"name\": \"lab\", \"version\": 7, \"nodes\": 3, \"quorate\": 1 },\n\"nodelist\": {\n  \"a\": { \"id\": 1, \"online\": 1, \"ip\": \"192.168.1.1\"},\n  \"b\": { \"id\": 2, \"online\": 1, \"ip\": \"192.168.1.2\"},\n  \"c\": { \"id\": 3, \"online\": 0}\n  }\n}\n",
@@ -932,7 +857,7 @@ fn observe_reports_parse_errors_with_location_and_the_lock_holder() {
         }
         other => panic!("{other:?}"),
     }
-    t.write("corosync.conf", &conf(1, &[("a", 1, A1)], ""));
+    t.write("corosync.conf", conf(1, &[("a", 1, A1)], ""));
     t.write("priv/lock/pve-gitops/holder", "a\n");
     assert_eq!(s.observe().unwrap().lock.as_deref(), Some("a"));
     t.write(sim::EXTRA_FILE, "{\"format\": 2, \"hosts\": {}}");

@@ -11,11 +11,12 @@ use watch_common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_edit_is_corrected_on_resync() {
-    let tmp = Tmp::new("drift-resync");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("drift-resync");
     let c = repo.commit("cluster.yaml", THREE_NODE);
     let mut cfg = git_config(&repo, &sim, &state);
     cfg.watch_target = false;
@@ -42,11 +43,12 @@ async fn hand_edit_is_corrected_on_resync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_edit_is_seen_by_the_file_watch_and_own_writes_are_ignored() {
-    let tmp = Tmp::new("drift-watch");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("drift-watch");
     let c = repo.commit("cluster.yaml", THREE_NODE);
     let d = start(git_config(&repo, &sim, &state)).await;
     wait_status(&state, 20, "Ready", |s| ready_at(s, &c)).await;
@@ -79,11 +81,12 @@ async fn hand_edit_is_seen_by_the_file_watch_and_own_writes_are_ignored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_mode_only_reports_drift_but_applies_new_revisions() {
-    let tmp = Tmp::new("drift-report");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("drift-report");
     let c = repo.commit("cluster.yaml", THREE_NODE);
     let mut cfg = git_config(&repo, &sim, &state);
     cfg.drift = DriftPolicy::Report;
@@ -118,11 +121,12 @@ async fn report_mode_only_reports_drift_but_applies_new_revisions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspended_daemon_reports_but_does_not_apply_until_resumed() {
-    let tmp = Tmp::new("suspend");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("suspend");
     let c = repo.commit("cluster.yaml", THREE_NODE);
     let d = start(git_config(&repo, &sim, &state)).await;
     wait_status(&state, 20, "Ready", |s| ready_at(s, &c)).await;

@@ -22,11 +22,12 @@ fn remove_tre() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gate_is_rechecked_until_satisfied() {
-    let tmp = Tmp::new("gate");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("gate");
     let c1 = repo.commit("cluster.yaml", THREE_NODE);
     let mut cfg = git_config(&repo, &sim, &state);
     cfg.watch_target = false; // only the gate interval re-checks

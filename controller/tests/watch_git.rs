@@ -10,11 +10,12 @@ use watch_common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_is_applied_then_next_push_too() {
-    let tmp = Tmp::new("push");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("push");
     let c1 = repo.commit("cluster.yaml", THREE_NODE);
     let d = start(git_config(&repo, &sim, &state)).await;
     let s = wait_status(&state, 20, "first revision Ready", |s| ready_at(s, &c1)).await;
@@ -42,11 +43,12 @@ async fn push_is_applied_then_next_push_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_manifest_is_stalled_and_keeps_the_last_good_state_then_fix_is_ready() {
-    let tmp = Tmp::new("bad");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("bad");
     let good = repo.commit("cluster.yaml", THREE_NODE);
     let d = start(git_config(&repo, &sim, &state)).await;
     wait_status(&state, 20, "Ready", |s| ready_at(s, &good)).await;
@@ -93,11 +95,12 @@ async fn bad_manifest_is_stalled_and_keeps_the_last_good_state_then_fix_is_ready
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_push_to_an_older_commit_is_refused_without_allow_rewind() {
-    let tmp = Tmp::new("rewind");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("rewind");
     let old = repo.commit("cluster.yaml", THREE_NODE);
     let d = start(git_config(&repo, &sim, &state)).await;
     wait_status(&state, 20, "Ready", |s| ready_at(s, &old)).await;
@@ -189,11 +192,12 @@ async fn signature_verification_refuses_unsigned_and_unknown_signers() {
         eprintln!("ssh-keygen not available; skipping");
         return;
     }
-    let tmp = Tmp::new("sig");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("sig");
     let trusted = ssh_keygen(tmp.path(), "trusted");
     let stranger = ssh_keygen(tmp.path(), "stranger");
     let pubkey = std::fs::read_to_string(trusted.with_extension("pub")).unwrap();

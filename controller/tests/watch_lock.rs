@@ -12,11 +12,8 @@ use watch_common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_apply_each_step_once() {
-    let tmp = Tmp::new("two");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
+    let World { tmp, repo, sim, .. } = World::new("two");
     let (sa, sb) = (tmp.path().join("state-a"), tmp.path().join("state-b"));
-    sim_init(&sim, THREE_NODE);
     let c = repo.commit("cluster.yaml", THREE_NODE);
     let mut ca = git_config(&repo, &sim, &sa);
     let mut cb = git_config(&repo, &sim, &sb);
@@ -63,24 +60,18 @@ async fn two_daemons_apply_each_step_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_during_apply_stops_between_steps() {
-    let tmp = Tmp::new("shutdown");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("shutdown");
     let c = repo.commit("cluster.yaml", THREE_NODE);
     let mut cfg = git_config(&repo, &sim, &state);
     cfg.step_pause = Duration::from_millis(400);
     let d = start(cfg.clone()).await;
     // Wait until the first step (create the cluster) is done, then ask for shutdown.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !sim.join("corosync.conf").exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "first step never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_file(&sim.join("corosync.conf"), 20, "first step never ran").await;
     d.stop().await.unwrap();
     let s = pve_gitops::status::load(&state).unwrap().unwrap();
     assert_eq!(s.history[0].result, "cancelled", "{:#?}", s.history);
@@ -108,11 +99,12 @@ async fn shutdown_during_apply_stops_between_steps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_signal_aborts_at_once() {
-    let tmp = Tmp::new("abort");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("abort");
     repo.commit("cluster.yaml", THREE_NODE);
     let mut cfg = git_config(&repo, &sim, &state);
     cfg.step_pause = Duration::from_secs(3);
@@ -127,14 +119,7 @@ async fn second_signal_aborts_at_once() {
             let _ = second_rx.await;
         },
     ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !sim.join("corosync.conf").exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "first step never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_file(&sim.join("corosync.conf"), 20, "first step never ran").await;
     first_tx.send(()).unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!join.is_finished(), "graceful shutdown waits for the step");

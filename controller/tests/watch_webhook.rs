@@ -63,11 +63,12 @@ fn push_body(branch: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_push_triggers_and_bad_signatures_do_not() {
-    let tmp = Tmp::new("webhook");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("webhook");
     let c1 = repo.commit("cluster.yaml", THREE_NODE);
     let mut cfg = git_config(&repo, &sim, &state);
     cfg.poll_interval = Duration::from_secs(3600);
@@ -200,11 +201,12 @@ async fn get<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, path: &str) -> (u16, S
 
 #[tokio::test]
 async fn plain_http_is_refused_off_loopback() {
-    let tmp = Tmp::new("webhook-plain");
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
+    let World {
+        tmp: _tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("webhook-plain");
     let mut cfg = git_config(&repo, &sim, &state);
     cfg.webhook = Some(webhook("0.0.0.0:0", None));
     match Daemon::bind(cfg).await {
@@ -215,7 +217,12 @@ async fn plain_http_is_refused_off_loopback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_rustls() {
-    let tmp = Tmp::new("webhook-tls");
+    let World {
+        tmp,
+        repo,
+        sim,
+        state,
+    } = World::new("webhook-tls");
     let cert = tmp.path().join("cert.pem");
     let key = tmp.path().join("key.pem");
     let ca = tmp.path().join("ca.pem");
@@ -223,10 +230,6 @@ async fn https_with_rustls() {
         eprintln!("openssl not available; skipping");
         return;
     }
-    let repo = Repo::new(tmp.path());
-    let sim = tmp.path().join("sim");
-    let state = tmp.path().join("state");
-    sim_init(&sim, THREE_NODE);
     let c1 = repo.commit("cluster.yaml", THREE_NODE);
     let mut cfg = git_config(&repo, &sim, &state);
     cfg.poll_interval = Duration::from_secs(3600);

@@ -85,7 +85,7 @@ struct Checked {
 
 /// Parse and check one file's text.
 fn check_text(name: &str, kind: ConfKind, text: String, pve: bool) -> Checked {
-    match kind {
+    let (mut diagnostics, view) = match kind {
         ConfKind::Corosync => {
             let (doc, mut diagnostics) = Document::parse_recovering(name, &text);
             if diagnostics.is_empty() {
@@ -94,19 +94,11 @@ fn check_text(name: &str, kind: ConfKind, text: String, pve: bool) -> Checked {
                     diagnostics.extend(doc.check_pve_writable());
                 }
             }
-            sort(&mut diagnostics);
-            let view = corosync_json(&doc);
-            Checked {
-                name: name.to_string(),
-                kind,
-                text,
-                diagnostics,
-                view,
-            }
+            (diagnostics, corosync_json(&doc))
         }
         ConfKind::Datacenter => {
             let doc = DatacenterDocument::parse(&text);
-            let mut diagnostics: Vec<Diagnostic> = doc
+            let diagnostics: Vec<Diagnostic> = doc
                 .diagnostics()
                 .into_iter()
                 .map(|d| {
@@ -121,16 +113,19 @@ fn check_text(name: &str, kind: ConfKind, text: String, pve: bool) -> Checked {
                     }
                 })
                 .collect();
-            sort(&mut diagnostics);
-            let view = serde_json::to_value(doc.view()).unwrap_or_default();
-            Checked {
-                name: name.to_string(),
-                kind,
-                text,
+            (
                 diagnostics,
-                view,
-            }
+                serde_json::to_value(doc.view()).unwrap_or_default(),
+            )
         }
+    };
+    sort(&mut diagnostics);
+    Checked {
+        name: name.to_string(),
+        kind,
+        text,
+        diagnostics,
+        view,
     }
 }
 

@@ -10,38 +10,14 @@ use pve_gitops::status::{self, Status};
 use pve_gitops::target::TargetOptions;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The three-node example manifest.
 pub const THREE_NODE: &str = include_str!("../../../examples/three-node.yaml");
 
-static N: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh temporary directory, removed on drop.
-pub struct Tmp(pub PathBuf);
-
-impl Tmp {
-    pub fn new(name: &str) -> Tmp {
-        let p = std::env::temp_dir().join(format!(
-            "pgw-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Tmp(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::Tmp;
 
 /// Run git in `dir` with `args`; panics with its stderr on failure; returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
@@ -126,6 +102,31 @@ impl Repo {
                 &format!("{commit}:refs/heads/main"),
             ],
         );
+    }
+}
+
+/// A test's scratch world: a repository, a sim with the three-node manifest's hosts
+/// (standalone), a state directory (not created).
+pub struct World {
+    pub tmp: Tmp,
+    pub repo: Repo,
+    pub sim: PathBuf,
+    pub state: PathBuf,
+}
+
+impl World {
+    pub fn new(name: &str) -> World {
+        let tmp = Tmp::new(name);
+        let repo = Repo::new(tmp.path());
+        let sim = tmp.path().join("sim");
+        let state = tmp.path().join("state");
+        sim_init(&sim, THREE_NODE);
+        World {
+            tmp,
+            repo,
+            sim,
+            state,
+        }
     }
 }
 
@@ -219,6 +220,15 @@ pub async fn wait_status(
             panic!("timed out waiting for {what}; status: {s:#?}");
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Wait until `path` exists (the daemon's first write), polling; panics after `secs`.
+pub async fn wait_for_file(path: &Path, secs: u64, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !path.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -27,17 +27,12 @@ pub struct CreateCluster {
 impl CreateCluster {
     /// One line for the plan.
     pub fn summary(&self) -> String {
-        let links: Vec<String> = self
-            .links
-            .iter()
-            .map(|(l, a)| format!("link{l} {a}"))
-            .collect();
         format!(
             "create cluster {} on {} (nodeid {}, {})",
             self.cluster_name,
             self.founder,
             self.nodeid,
-            links.join(", ")
+            super::links_text(&self.links)
         )
     }
 

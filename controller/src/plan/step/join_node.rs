@@ -30,16 +30,11 @@ pub struct JoinNode {
 impl JoinNode {
     /// One line for the plan.
     pub fn summary(&self) -> String {
-        let links: Vec<String> = self
-            .links
-            .iter()
-            .map(|(l, a)| format!("link{l} {a}"))
-            .collect();
         format!(
             "join {} (nodeid {}, {}) via {}; config_version {} -> {}",
             self.node,
             self.nodeid,
-            links.join(", "),
+            super::links_text(&self.links),
             self.via,
             self.from_version,
             self.to_version

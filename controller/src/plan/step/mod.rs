@@ -13,6 +13,7 @@ pub mod wait;
 
 use crate::observed::Observed;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 pub use create_cluster::CreateCluster;
 pub use join_node::JoinNode;
@@ -152,6 +153,15 @@ impl Step {
             model.recompute_membership();
         }
     }
+}
+
+/// A node's address per link for a plan line: `link0 ADDR, link1 ADDR`.
+pub(crate) fn links_text(links: &BTreeMap<u8, String>) -> String {
+    links
+        .iter()
+        .map(|(l, a)| format!("link{l} {a}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// After a corosync.conf change is applied by reload: every online member reports the new

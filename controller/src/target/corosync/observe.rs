@@ -20,7 +20,7 @@
 use super::tools::{self, QuorumStatus, TOOL_TIMEOUT};
 use super::{digest, tool, CorosyncTarget, HOSTS_DIR, MASTER_CONF, MEMBERSHIP_FILE, SYNC_RECORD};
 use crate::configfs::{atomic_write, ConfigFs};
-use crate::observed::{Host, Membership, Observed, ObservedGuest};
+use crate::observed::{Host, Membership, Observed};
 use crate::target::TargetError;
 use pve_gitops_schema::corosync::Document;
 use serde::{Deserialize, Serialize};
@@ -455,14 +455,7 @@ pub fn observe(t: &CorosyncTarget) -> Result<Observed, TargetError> {
         o.datacenter = dc.clone();
     }
     for g in &fs.guests {
-        o.guests.entry(g.vmid).or_insert_with(|| ObservedGuest {
-            vmid: g.vmid,
-            gtype: g.gtype,
-            node: g.node.clone(),
-            lock: g.config.lock.clone(),
-            memory_mib: g.config.memory_mib.unwrap_or(0),
-            running: false,
-        });
+        o.guests.entry(g.vmid).or_insert_with(|| g.observed(false));
     }
     let in_nodelist: BTreeSet<String> = names(o.corosync.as_ref()).into_values().collect();
     let mut leftover: BTreeSet<String> = BTreeSet::new();

@@ -7,78 +7,28 @@
 //! and unknown lines, strict about the fields they return, and shared with the e2e harness,
 //! which checks them against a live cluster.
 
+use crate::process::{self, StartError};
 use crate::target::TargetError;
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use crate::process::{describe, Output};
 
 /// Time limit of one corosync tool invocation.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time limit of a start or stop command.
 pub const SERVICE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What a finished command printed and how it exited.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
-    /// The exit code (None: killed by a signal or by the time limit).
-    pub code: Option<i32>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-impl Output {
-    /// Exit code 0.
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
+/// The [`TargetError`] of a command that did not start.
+fn start_error(argv: &[String], e: StartError) -> TargetError {
+    match e {
+        StartError::Empty => TargetError::Unavailable("empty command".into()),
+        StartError::Spawn(e) => TargetError::Command {
+            command: describe(argv),
+            message: format!("cannot start: {e}"),
+        },
     }
-
-    /// stderr and stdout, trimmed, for an error message.
-    pub fn message(&self) -> String {
-        let mut parts = Vec::new();
-        for s in [&self.stderr, &self.stdout] {
-            let t = s.trim();
-            if !t.is_empty() {
-                parts.push(t.to_string());
-            }
-        }
-        let status = match self.code {
-            Some(c) => format!("exit status {c}"),
-            None => "killed (signal or time limit)".to_string(),
-        };
-        if parts.is_empty() {
-            status
-        } else {
-            format!("{status}: {}", parts.join(" / "))
-        }
-    }
-}
-
-/// `argv` as one line for messages (words with spaces are quoted).
-pub fn describe(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn reader<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut r) = r {
-            let _ = r.read_to_end(&mut buf);
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    })
 }
 
 /// Run `argv` with a time limit, capturing its output through pipes.
@@ -86,27 +36,7 @@ fn reader<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<String> 
 /// # Errors
 /// [`TargetError::Command`] when the program cannot be started (not installed).
 pub fn run(argv: &[String], timeout: Duration) -> Result<Output, TargetError> {
-    let Some((program, args)) = argv.split_first() else {
-        return Err(TargetError::Unavailable("empty command".into()));
-    };
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| TargetError::Command {
-            command: describe(argv),
-            message: format!("cannot start: {e}"),
-        })?;
-    let out = reader(child.stdout.take());
-    let err = reader(child.stderr.take());
-    let code = wait(&mut child, timeout);
-    Ok(Output {
-        code,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
+    process::run(argv, None, timeout).map_err(|e| start_error(argv, e))
 }
 
 /// Run a start/stop command: its output goes to a file, not a pipe, because the command may
@@ -115,31 +45,21 @@ pub fn run(argv: &[String], timeout: Duration) -> Result<Output, TargetError> {
 /// # Errors
 /// [`TargetError::Command`] when the program cannot be started.
 pub fn run_service(argv: &[String], log: &Path) -> Result<Output, TargetError> {
-    let Some((program, args)) = argv.split_first() else {
-        return Err(TargetError::Unavailable("empty command".into()));
-    };
-    let open = || {
-        std::fs::File::create(log).map_err(|source| TargetError::Write {
-            path: log.to_path_buf(),
-            source,
-        })
-    };
-    let f = open()?;
-    let f2 = f.try_clone().map_err(|source| TargetError::Write {
+    let (program, args) = process::program(argv).map_err(|e| start_error(argv, e))?;
+    let write_error = |source| TargetError::Write {
         path: log.to_path_buf(),
         source,
-    })?;
+    };
+    let f = std::fs::File::create(log).map_err(write_error)?;
+    let f2 = f.try_clone().map_err(write_error)?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(f)
         .stderr(f2)
         .spawn()
-        .map_err(|e| TargetError::Command {
-            command: describe(argv),
-            message: format!("cannot start: {e}"),
-        })?;
-    let code = wait(&mut child, SERVICE_TIMEOUT);
+        .map_err(|e| start_error(argv, StartError::Spawn(e)))?;
+    let code = process::wait(&mut child, SERVICE_TIMEOUT);
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let _ = std::fs::remove_file(log);
     let tail: Vec<&str> = text.lines().rev().take(20).collect();
@@ -149,21 +69,6 @@ pub fn run_service(argv: &[String], log: &Path) -> Result<Output, TargetError> {
         stdout: String::new(),
         stderr: tail.join("\n"),
     })
-}
-
-fn wait(child: &mut std::process::Child, timeout: Duration) -> Option<i32> {
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return st.code(),
-            Ok(None) if start.elapsed() < timeout => thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
 }
 
 /// Split a command line into words the way a POSIX shell would for plain words, `'single'`
@@ -728,14 +633,6 @@ nodeid: 3 reachable   onwire (min/max/cur): 0, 1, 1
         assert!(split_words("a \"b").is_err());
         assert!(split_words("a \\").is_err());
         assert!(split_words("   ").is_err());
-    }
-
-    #[test]
-    fn describe_quotes() {
-        assert_eq!(
-            describe(&["a".into(), "b c".into(), "it's".into()]),
-            r"a 'b c' 'it'\''s'"
-        );
     }
 
     #[test]

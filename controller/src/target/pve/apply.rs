@@ -3,7 +3,7 @@
 //! changed since is [`TargetError::Stale`].
 
 use super::argv::{self, JoinAuth};
-use super::parse::{parse_cmap, parse_quorum_status, TaskLogLine, TaskStatus, Upid};
+use super::parse::{parse_cmap, parse_quorum_status, CmapEntry, TaskLogLine, TaskStatus, Upid};
 use super::preflight::{self, JoinCheck};
 use super::{gate_unsatisfied, PveTarget};
 use crate::cfs_lock::{CfsLock, LockError};
@@ -293,7 +293,7 @@ fn local_running_version(t: &mut PveTarget) -> Option<u64> {
         .ok()
         .filter(|o| o.success())
         .and_then(|o| parse_cmap(&o.stdout).ok())
-        .and_then(|e| e.first().and_then(|(_, v)| v.trim().parse().ok()))
+        .and_then(|e| e.first().and_then(CmapEntry::as_u64))
 }
 
 fn wait_local_version(t: &mut PveTarget, step: &Step, version: u64) -> Result<(), TargetError> {

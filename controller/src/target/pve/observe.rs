@@ -6,10 +6,10 @@
 //! stand in: `.members` gives membership and quorum, and members are assumed to run the
 //! file's config_version.
 
-use super::parse::{parse_cmap, parse_quorum_status, runtime_members, ResourceEntry};
+use super::parse::{parse_cmap, parse_quorum_status, runtime_members, CmapEntry, ResourceEntry};
 use super::{argv, PveTarget};
 use crate::configfs::{ConfigFs, ConfigFsError};
-use crate::observed::{Host, Membership, Observed, ObservedGuest};
+use crate::observed::{Host, Membership, Observed};
 use crate::target::TargetError;
 use pve_gitops_schema::corosync::Document;
 use pve_gitops_schema::datacenter::DatacenterDocument;
@@ -118,16 +118,12 @@ pub(super) fn observe(t: &mut PveTarget) -> Result<(Observed, String), TargetErr
     // Guests.
     let states = run_states(t);
     for g in &cfs.guests {
-        o.guests.entry(g.vmid).or_insert_with(|| ObservedGuest {
-            vmid: g.vmid,
-            gtype: g.gtype,
-            node: g.node.clone(),
-            lock: g.config.lock.clone(),
-            memory_mib: g.config.memory_mib.unwrap_or(0),
-            // Unknown run state: assume running, so that the plan uses --online/--restart
-            // (harmless for a stopped guest; a running one would be refused without them).
-            running: states.as_ref().is_none_or(|s| s.contains(&g.vmid)),
-        });
+        // Unknown run state: assume running, so that the plan uses --online/--restart
+        // (harmless for a stopped guest; a running one would be refused without them).
+        let running = states.as_ref().is_none_or(|s| s.contains(&g.vmid));
+        o.guests
+            .entry(g.vmid)
+            .or_insert_with(|| g.observed(running));
     }
     let with_guests: BTreeSet<&str> = cfs.guests.iter().map(|g| g.node.as_str()).collect();
     o.leftover_node_dirs = cfs
@@ -235,7 +231,7 @@ fn membership(
             .ok()
             .filter(|out| out.success())
             .and_then(|out| parse_cmap(&out.stdout).ok())
-            .and_then(|e| e.first().and_then(|(_, v)| v.trim().parse::<u64>().ok()));
+            .and_then(|e| e.first().and_then(CmapEntry::as_u64));
         if let Some(v) = v {
             versions.insert(local.to_string(), v);
         }

@@ -79,20 +79,8 @@ impl Generation {
 /// target's parser (`pvecm status` adds the `Name:` / `Config Version:` header).
 pub use crate::target::corosync::tools::{parse_quorum_status, QuorumStatus};
 
-/// Parse `corosync-cmapctl` lines (`<key> (<type>) = <value>`) into (key, value) pairs.
-///
-/// # Errors
-/// A line that is not in that format.
-pub fn parse_cmap(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let bad = || format!("bad cmap line {line:?}");
-        let (key, rest) = line.split_once(" (").ok_or_else(bad)?;
-        let (_ty, value) = rest.split_once(") = ").ok_or_else(bad)?;
-        out.push((key.to_string(), value.to_string()));
-    }
-    Ok(out)
-}
+/// `corosync-cmapctl` lines (`<key> (<type>) = <value>`): the corosync target's parser.
+pub use crate::target::corosync::tools::{parse_cmap, CmapEntry};
 
 /// One `runtime.members.<id>` entry (cs3; cs2 uses `runtime.totem.pg.mrp.srp.members.`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,9 +92,12 @@ pub struct RuntimeMember {
 }
 
 /// `runtime.members.*` entries by nodeid (both the cs3 and the cs2 prefix).
-pub fn runtime_members(entries: &[(String, String)]) -> BTreeMap<u32, RuntimeMember> {
+pub fn runtime_members(entries: &[CmapEntry]) -> BTreeMap<u32, RuntimeMember> {
     let mut out: BTreeMap<u32, RuntimeMember> = BTreeMap::new();
-    for (k, v) in entries {
+    for CmapEntry {
+        key: k, value: v, ..
+    } in entries
+    {
         let rest = k
             .strip_prefix("runtime.members.")
             .or_else(|| k.strip_prefix("runtime.totem.pg.mrp.srp.members."));

@@ -5,83 +5,11 @@
 //! and are never part of a recorded or printed command.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// What a finished command printed and how it exited.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Output {
-    /// The exit code (None: killed by a signal or by the time limit).
-    pub code: Option<i32>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-impl Output {
-    /// A successful run that printed `stdout`.
-    pub fn ok(stdout: impl Into<String>) -> Output {
-        Output {
-            code: Some(0),
-            stdout: stdout.into(),
-            stderr: String::new(),
-        }
-    }
-
-    /// A failed run with exit code `code` and `stderr`.
-    pub fn fail(code: i32, stderr: impl Into<String>) -> Output {
-        Output {
-            code: Some(code),
-            stdout: String::new(),
-            stderr: stderr.into(),
-        }
-    }
-
-    /// Exit code 0.
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    /// The exit status and the last `lines` lines of stderr and stdout, for an error message.
-    pub fn tail(&self, lines: usize) -> String {
-        let mut all: Vec<&str> = self
-            .stdout
-            .lines()
-            .chain(self.stderr.lines())
-            .filter(|l| !l.trim().is_empty())
-            .collect();
-        if all.len() > lines {
-            all.drain(..all.len() - lines);
-        }
-        let status = match self.code {
-            Some(c) => format!("exit status {c}"),
-            None => "killed (signal or time limit)".to_string(),
-        };
-        if all.is_empty() {
-            status
-        } else {
-            format!("{status}: {}", all.join(" / "))
-        }
-    }
-}
-
-/// `argv` as one line for messages (words with spaces or quotes are single-quoted).
-pub fn describe(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use crate::process::{self, StartError};
+pub use crate::process::{describe, Output};
 
 /// Runs commands.
 pub trait Runner: Send {
@@ -102,16 +30,6 @@ pub trait Runner: Send {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemRunner;
 
-fn reader<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut r) = r {
-            let _ = r.read_to_end(&mut buf);
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
-
 impl Runner for SystemRunner {
     fn run(
         &mut self,
@@ -119,42 +37,9 @@ impl Runner for SystemRunner {
         stdin: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Output, String> {
-        let Some((program, args)) = argv.split_first() else {
-            return Err("empty command".into());
-        };
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start `{program}`: {e}"))?;
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // A program that exits without reading gives EPIPE: its exit status tells.
-            let _ = pipe.write_all(data);
-        }
-        let out = reader(child.stdout.take());
-        let err = reader(child.stderr.take());
-        let start = Instant::now();
-        let code = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break st.code(),
-                Ok(None) if start.elapsed() < timeout => thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-            }
-        };
-        Ok(Output {
-            code,
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
+        process::run(argv, stdin, timeout).map_err(|e| match e {
+            StartError::Empty => "empty command".to_string(),
+            StartError::Spawn(e) => format!("cannot start `{}`: {e}", argv[0]),
         })
     }
 }

@@ -1,14 +1,12 @@
-//! File access of the simulator: reading text, atomic writes (`NAME.new` + rename), the held
-//! cfs locks (`priv/lock/<id>` directories, taken by [`crate::cfs_lock`]) and the walk over
-//! guest config files.
-//!
-//! These are private helpers: `crate::configfs` (which has `atomic_write`) lives in the
-//! binary crate, while this target is part of the library.
+//! File access of the simulator: reading text, atomic writes ([`configfs::atomic_write`]), the
+//! held cfs locks (`priv/lock/<id>` directories, taken by [`crate::cfs_lock`]) and the walk
+//! over guest config files.
 
+use crate::configfs;
 use crate::target::TargetError;
 use pve_gitops_schema::pmxcfs::{is_valid_node_name, vmid_from_config_name, GuestType, LOCK_DIR};
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 
 /// Read a UTF-8 text file; `Ok(None)` when it does not exist.
@@ -28,33 +26,12 @@ pub(crate) fn read_text(path: &Path) -> Result<Option<String>, TargetError> {
     }
 }
 
-/// Write `bytes` to `path` atomically: `NAME.new` in the same directory, then rename.
+/// Write `bytes` to `path` atomically ([`configfs::atomic_write`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TargetError> {
-    let werr = |source: io::Error| TargetError::Write {
+    configfs::atomic_write(path, bytes).map_err(|source| TargetError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path.file_name().ok_or_else(|| {
-        werr(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a file path",
-        ))
-    })?;
-    let mut tmp_name = name.to_os_string();
-    tmp_name.push(".new");
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(werr(e));
-    }
-    Ok(())
+    })
 }
 
 /// Create a directory and its parents.
@@ -67,31 +44,12 @@ pub(crate) fn mkdir_p(path: &Path) -> Result<(), TargetError> {
 
 /// The lock directories under `priv/lock/`, sorted (empty when there are none).
 pub(crate) fn held_locks(root: &Path) -> Result<Vec<String>, TargetError> {
-    let dir = root.join(LOCK_DIR);
-    let mut out = Vec::new();
-    let rd = match fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Ok(out)
-        }
-        Err(source) => return Err(TargetError::Read { path: dir, source }),
-    };
-    for e in rd {
-        let e = e.map_err(|source| TargetError::Read {
-            path: dir.clone(),
-            source,
-        })?;
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            if let Ok(name) = e.file_name().into_string() {
-                out.push(name);
-            }
-        }
-    }
+    let mut out: Vec<String> = list(&root.join(LOCK_DIR))?
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, d, _)| *d)
+        .map(|(n, _, _)| n)
+        .collect();
     out.sort();
     Ok(out)
 }
@@ -99,35 +57,18 @@ pub(crate) fn held_locks(root: &Path) -> Result<Vec<String>, TargetError> {
 /// A directory entry: name, is a directory, is a regular file.
 type DirEntry = (String, bool, bool);
 
-/// The entries of a directory, or `None` when it does not exist. Uses the directory entry's
-/// type (no extra `stat` per entry on Linux).
+/// The entries of a directory ([`configfs::dir_entries`]), or `None` when it does not exist.
+/// Uses the directory entry's type (no extra `stat` per entry on Linux).
 fn list(path: &Path) -> Result<Option<Vec<DirEntry>>, TargetError> {
-    let rd = match fs::read_dir(path) {
-        Ok(rd) => rd,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Ok(None)
-        }
-        Err(source) => {
-            return Err(TargetError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+    let Some(entries) = configfs::dir_entries(path).map_err(|source| TargetError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?
+    else {
+        return Ok(None);
     };
-    let mut out = Vec::new();
-    for e in rd {
-        let e = e.map_err(|source| TargetError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let Ok(name) = e.file_name().into_string() else {
-            continue;
-        };
+    let mut out = Vec::with_capacity(entries.len());
+    for (name, e) in entries {
         let t = e.file_type().map_err(|source| TargetError::Read {
             path: e.path(),
             source,
