@@ -307,6 +307,11 @@ pub struct TargetArgs {
     /// that host's API; repeatable).
     #[arg(long, value_name = "NAME=URL")]
     pub api_node: Vec<String>,
+    /// pve target on a standalone node that is to join a cluster: observe the cluster through
+    /// this member's API (with --api-token-file and --fingerprint or --ca-bundle), so the node
+    /// plans and runs its own join (`pvecm add` to the peer the cluster names).
+    #[arg(long, value_name = "URL")]
+    pub peer: Option<String>,
 }
 
 /// `conf` subcommands.

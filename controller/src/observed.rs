@@ -32,6 +32,9 @@ pub struct Observed {
     /// Hosts that were removed with delnode: they keep the old authkey and corosync.conf and
     /// can never join again without a reinstall.
     pub needs_reinstall: BTreeSet<String>,
+    /// What the target wants the operator to know about this observation (e.g. that a
+    /// standalone node cannot see the cluster); shown with the plan's warnings.
+    pub notes: Vec<String>,
 }
 
 /// One host (a machine that is, or could become, a cluster node).

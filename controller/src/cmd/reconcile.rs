@@ -85,6 +85,7 @@ pub fn run(args: Args<'_>) -> Result<Outcome> {
         use_ssh: args.target.use_ssh,
         with_local_disks: args.target.with_local_disks,
         api_nodes: args.target.api_node.clone(),
+        peer: args.target.peer.clone(),
     };
     let (mut tgt, note) = target::resolve(&opts, &cluster)?;
     let described = tgt.describe();

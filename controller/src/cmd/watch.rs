@@ -107,6 +107,7 @@ fn target_options(args: &WatchArgs) -> Result<TargetOptions> {
         use_ssh: t.use_ssh,
         with_local_disks: t.with_local_disks,
         api_nodes: t.api_node.clone(),
+        peer: t.peer.clone(),
     })
 }
 

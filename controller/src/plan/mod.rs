@@ -140,7 +140,12 @@ pub fn plan(desired: &Cluster, observed: &Observed) -> Plan {
     let mut p = Plan {
         corosync_before: observed.corosync.as_ref().map(|d| d.to_string()),
         datacenter_before: observed.datacenter.to_string(),
-        warnings: refuse::drift_warnings(desired, observed),
+        warnings: observed
+            .notes
+            .iter()
+            .cloned()
+            .chain(refuse::drift_warnings(desired, observed))
+            .collect(),
         errors: refuse::refusals(desired, observed),
         ..Plan::default()
     };

@@ -138,6 +138,10 @@ pub struct TargetOptions {
     /// `--api-node NAME=URL` (pve-api target): the API of a host that is not (yet) a
     /// member, for create and join, which run on that host.
     pub api_nodes: Vec<String>,
+    /// `--peer https://MEMBER:8006` (pve target): on a standalone node, observe the cluster
+    /// through a member's API (with `api_token_file` and `fingerprints` / `ca_bundle`) so the
+    /// node plans and runs its own join.
+    pub peer: Option<String>,
 }
 
 /// Open the target `opts` names (None: the default for this machine).
@@ -150,6 +154,11 @@ pub fn resolve(
     opts: &TargetOptions,
     cluster: &pve_gitops_schema::spec::Cluster,
 ) -> Result<(Box<dyn Target>, Option<String>), TargetError> {
+    if opts.peer.is_some() && !matches!(opts.spec.as_deref(), None | Some("pve")) {
+        return Err(TargetError::Unavailable(
+            "--peer is for the pve target (a standalone Proxmox VE node joining a cluster)".into(),
+        ));
+    }
     match opts.spec.as_deref() {
         Some(spec) if spec.starts_with("sim:") => {
             let dir = &spec["sim:".len()..];
@@ -164,7 +173,7 @@ pub fn resolve(
             Box::new(corosync::CorosyncTarget::from_options(opts, cluster)?),
             None,
         )),
-        Some("pve") => Ok((Box::new(pve::PveTarget::open(pve_options(opts, cluster))?), None)),
+        Some("pve") => Ok((Box::new(pve::PveTarget::open(pve_options(opts, cluster)?)?), None)),
         Some(spec) if spec.starts_with("pve-api:") => Ok((
             Box::new(pve_api::ApiTarget::open(&spec["pve-api:".len()..], opts, cluster)?),
             None,
@@ -177,19 +186,37 @@ pub fn resolve(
 }
 
 /// The `pve` target's options from the command line and the manifest's node names.
+///
+/// # Errors
+/// `--peer` without a usable token or trust, or a bad URL.
 fn pve_options(
     opts: &TargetOptions,
     cluster: &pve_gitops_schema::spec::Cluster,
-) -> pve::PveOptions {
-    pve::PveOptions {
+) -> Result<pve::PveOptions, TargetError> {
+    let peer = match &opts.peer {
+        Some(url) => {
+            let (token, trust) = pve_api::credentials(opts, "--peer")?;
+            Some(
+                pve_api::client::ApiClient::new(url, token, &trust)
+                    .map_err(|e| TargetError::Unavailable(format!("--peer {url}: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    Ok(pve::PveOptions {
         node: opts.node.clone(),
         manifest_nodes: cluster.spec.nodes.iter().map(|n| n.name.clone()).collect(),
+        founder: cluster
+            .present_nodes()
+            .min_by_key(|n| n.nodeid)
+            .map(|n| n.name.clone()),
+        peer,
         join_password_file: opts.join_password_file.clone(),
         fingerprint: opts.fingerprints.first().cloned(),
         use_ssh: opts.use_ssh,
         with_local_disks: opts.with_local_disks,
         ..pve::PveOptions::default()
-    }
+    })
 }
 
 /// Where `reconcile` plans when no `--target` is given and this machine is no cluster node.
@@ -201,8 +228,13 @@ fn default_target(
 ) -> Result<(Box<dyn Target>, Option<String>), TargetError> {
     if std::path::Path::new("/etc/pve/.members").exists() {
         return Ok((
-            Box::new(pve::PveTarget::open(pve_options(opts, cluster))?),
+            Box::new(pve::PveTarget::open(pve_options(opts, cluster)?)?),
             Some("this is a Proxmox VE node (/etc/pve/.members exists)".to_string()),
+        ));
+    }
+    if opts.peer.is_some() {
+        return Err(TargetError::Unavailable(
+            "--peer is for the pve target, and this is no Proxmox VE node (/etc/pve/.members does not exist)".into(),
         ));
     }
     let dir = std::path::Path::new(DEFAULT_SIM_DIR);

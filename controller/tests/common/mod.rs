@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod https;
+
 use pve_gitops::plan::step::{MigrateGuest, RemoveNode, SetDatacenter, Step, StepKind};
 use pve_gitops_schema::spec::GuestType;
 use std::collections::BTreeMap;

@@ -147,6 +147,18 @@ fn join(t: &mut PveTarget, step: &Step, s: &JoinNode) -> Result<String, TargetEr
     guests.sort_unstable();
     guests.dedup();
     let opts = t.opts.clone();
+    // With --peer, the peer address and the certificate fingerprint come from the cluster's
+    // join information (over the pinned or CA-verified connection), as the join API would.
+    let from_peer = match &opts.peer {
+        Some(api) if !t.root.join(COROSYNC_CONF).exists() => {
+            Some(crate::target::pve_api::join_peer(api, step, &s.via)?)
+        }
+        _ => None,
+    };
+    let fingerprint = match &from_peer {
+        Some((_, fp)) => Some(fp.clone()),
+        None => opts.fingerprint.clone(),
+    };
     let check = JoinCheck {
         root: &t.root,
         corosync_dir: &opts.corosync_dir,
@@ -154,14 +166,17 @@ fn join(t: &mut PveTarget, step: &Step, s: &JoinNode) -> Result<String, TargetEr
         links: &s.links,
         use_ssh: opts.use_ssh,
         password_file: opts.join_password_file.as_deref(),
-        fingerprint: opts.fingerprint.as_deref(),
+        fingerprint: fingerprint.as_deref(),
     };
     let problems = preflight::check(&check, t.runner.as_mut(), opts.command_timeout);
     if !problems.is_empty() {
         return Err(refused(step, preflight::refusal(&problems)));
     }
     let gen = t.generation();
-    let peer = join_peer(s);
+    let peer = match from_peer {
+        Some((addr, _)) => addr,
+        None => join_peer(s),
+    };
     let (auth, password) = if opts.use_ssh {
         (JoinAuth::Ssh, None)
     } else {
@@ -173,7 +188,7 @@ fn join(t: &mut PveTarget, step: &Step, s: &JoinNode) -> Result<String, TargetEr
         let pw = text.lines().next().unwrap_or("").to_string();
         (
             JoinAuth::Api {
-                fingerprint: opts.fingerprint.clone().unwrap_or_default(),
+                fingerprint: fingerprint.unwrap_or_default(),
             },
             Some(pw),
         )

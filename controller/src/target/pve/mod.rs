@@ -17,9 +17,13 @@
 //! - No real Proxmox VE runs in this project's tests: the command vectors, the parsers and
 //!   the file protocol are tested against self-written fixtures that follow
 //!   reference/domain.md, not against pvecm itself.
-//! - A node that is not in the cluster cannot see it: nodes of the manifest that are not in
-//!   the nodelist are reported as hosts that are up (their own controller runs the join and
-//!   its preflight checks them for real).
+//! - A standalone node (no corosync.conf in `/etc/pve`) cannot see the cluster it is to join
+//!   by itself: give it `--peer https://MEMBER:8006` ([`PveOptions::peer`]) and it observes
+//!   the cluster through that member's API (same token and trust options as the pve-api
+//!   target) with itself merged in as a standalone host, so it plans and runs its own join.
+//!   Without `--peer` it plans as if no cluster existed and says so. Nodes of the manifest
+//!   that are not in the nodelist are reported as hosts that are up (their own controller
+//!   runs the join and its preflight checks them for real).
 //! - Host memory is not read (0), so evacuation spreads guests by count.
 
 mod apply;
@@ -32,6 +36,7 @@ pub mod runner;
 use crate::cfs_lock::LockOptions;
 use crate::observed::Observed;
 use crate::plan::step::{Gate, Step, StepKind};
+use crate::target::pve_api::client::ApiClient;
 use crate::target::{Applied, Target, TargetError};
 pub use parse::Generation;
 use runner::{Runner, SystemRunner};
@@ -50,6 +55,12 @@ pub struct PveOptions {
     pub node: Option<String>,
     /// The node names of the manifest (nodes not in the nodelist are shown as hosts).
     pub manifest_nodes: Vec<String>,
+    /// The manifest's founding node (lowest nodeid): the one standalone node that needs no
+    /// `--peer`.
+    pub founder: Option<String>,
+    /// `--peer`: a cluster member's API, through which a standalone node observes the
+    /// cluster it is to join (and gets the peer's address and fingerprint for `pvecm add`).
+    pub peer: Option<ApiClient>,
     /// File holding the peer's root password for `pvecm add` over the join API.
     pub join_password_file: Option<PathBuf>,
     /// SHA-256 fingerprint of the peer's API certificate (`pvecm add --fingerprint`).
@@ -79,6 +90,8 @@ impl Default for PveOptions {
         PveOptions {
             node: None,
             manifest_nodes: Vec::new(),
+            founder: None,
+            peer: None,
             join_password_file: None,
             fingerprint: None,
             use_ssh: false,
@@ -100,6 +113,8 @@ struct Seen {
     local: String,
     member: bool,
     quorate: bool,
+    /// No corosync.conf in the local `/etc/pve`.
+    standalone: bool,
 }
 
 /// A Proxmox VE node.
@@ -258,11 +273,12 @@ impl Target for PveTarget {
     }
 
     fn observe(&mut self) -> Result<Observed, TargetError> {
-        let (o, local) = observe::observe(self)?;
+        let (o, local, standalone) = observe::observe(self)?;
         self.seen = Some(Seen {
             member: o.membership.online.contains(&local),
             quorate: o.membership.quorate,
             local,
+            standalone,
         });
         Ok(o)
     }
@@ -298,7 +314,17 @@ impl Target for PveTarget {
             }
         };
         match &step.kind {
+            StepKind::CreateCluster(c) if seen.standalone && self.opts.peer.is_none() => {
+                let hint = observe::needs_peer(local, &self.root);
+                on(&c.founder, "create").map_err(|e| format!("{e}; {hint}"))
+            }
             StepKind::CreateCluster(c) => on(&c.founder, "create"),
+            StepKind::JoinNode(j) if j.from_version != j.to_version && j.node != local => Err(
+                format!(
+                    "the join runs on {0} (this is {local}): run pve-gitops on {0} with --peer https://MEMBER:8006 so that it sees this cluster",
+                    j.node
+                ),
+            ),
             StepKind::JoinNode(j) => on(&j.node, "the join"),
             StepKind::MigrateGuest(m) => on(&m.from, "the migration"),
             StepKind::RemoveNode(r) => {

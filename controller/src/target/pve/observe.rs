@@ -5,12 +5,17 @@
 //! When a tool is unavailable (corosync stopped, a fixture without it), the pmxcfs files
 //! stand in: `.members` gives membership and quorum, and members are assumed to run the
 //! file's config_version.
+//!
+//! A standalone node (no corosync.conf) with `--peer` observes the cluster through the
+//! peer's API ([`ApiTarget`]) and merges itself in as a standalone, powered-on host with the
+//! guests of its own `/etc/pve`.
 
 use super::parse::{parse_cmap, parse_quorum_status, runtime_members, CmapEntry, ResourceEntry};
 use super::{argv, PveTarget};
 use crate::configfs::{ConfigFs, ConfigFsError};
 use crate::observed::{Host, Membership, Observed};
-use crate::target::TargetError;
+use crate::target::pve_api::ApiTarget;
+use crate::target::{Target, TargetError};
 use pve_gitops_schema::corosync::Document;
 use pve_gitops_schema::datacenter::DatacenterDocument;
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,8 +46,19 @@ fn local_node(t: &PveTarget, cfs: &ConfigFs) -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Read everything; returns the observation and this node's name.
-pub(super) fn observe(t: &mut PveTarget) -> Result<(Observed, String), TargetError> {
+/// Why a standalone node without `--peer` plans as if no cluster existed.
+pub(super) fn needs_peer(local: &str, root: &std::path::Path) -> String {
+    format!(
+        "{local} is standalone (no corosync.conf in {}) and cannot see an existing cluster: \
+         a node that is to join one needs --peer https://MEMBER:8006 (with --api-token-file and \
+         --fingerprint or --ca-bundle) to see it",
+        root.display()
+    )
+}
+
+/// Read everything; returns the observation, this node's name and whether the local
+/// `/etc/pve` has no cluster.
+pub(super) fn observe(t: &mut PveTarget) -> Result<(Observed, String, bool), TargetError> {
     let cfs = ConfigFs::read(&t.root).map_err(fs_error)?;
     let conf_errors: Vec<String> = cfs
         .diagnostics_for(crate::configfs::COROSYNC_CONF)
@@ -59,6 +75,12 @@ pub(super) fn observe(t: &mut PveTarget) -> Result<(Observed, String), TargetErr
         });
     }
     let local = local_node(t, &cfs);
+    if cfs.corosync.is_none() {
+        if let Some(peer) = t.opts.peer.clone() {
+            let o = through_peer(t, &cfs, peer, &local)?;
+            return Ok((o, local, true));
+        }
+    }
     let corosync: Option<Document> = cfs.corosync.as_ref().map(|(_, d)| d.clone());
     let mut o = Observed {
         corosync,
@@ -132,7 +154,52 @@ pub(super) fn observe(t: &mut PveTarget) -> Result<(Observed, String), TargetErr
         .filter(|d| with_guests.contains(d.as_str()))
         .collect();
     o.lock = controller_lock(&t.root);
-    Ok((o, local))
+    let standalone = o.corosync.is_none();
+    if standalone && t.opts.founder.as_deref() != Some(local.as_str()) {
+        o.notes.push(needs_peer(&local, &t.root));
+    }
+    Ok((o, local, standalone))
+}
+
+/// The cluster as `peer`'s API shows it, plus this standalone node and its own guests.
+fn through_peer(
+    t: &mut PveTarget,
+    cfs: &ConfigFs,
+    peer: crate::target::pve_api::client::ApiClient,
+    local: &str,
+) -> Result<Observed, TargetError> {
+    let url = peer.url();
+    // A node in the nodelist without a local corosync.conf (an interrupted join) is planned
+    // as a stopped member; its restart then refuses with what is missing.
+    let mut o = ApiTarget::from_clients(peer, BTreeMap::new())
+        .observe()
+        .map_err(|e| match e {
+            TargetError::Command { message, .. } => TargetError::Command {
+                command: format!("--peer {url}"),
+                message,
+            },
+            other => other,
+        })?;
+    o.hosts.insert(local.to_string(), host(local, true));
+    for name in &t.opts.manifest_nodes {
+        // As without --peer: hosts neither the cluster nor this node sees are taken as up.
+        o.hosts
+            .entry(name.clone())
+            .or_insert_with(|| host(name, true));
+    }
+    // Guest configs the cluster keeps under this name (left behind by an earlier delnode)
+    // are not this host's: they stay in `leftover_node_dirs`.
+    if !o.is_joined(local) {
+        o.guests.retain(|_, g| g.node != local);
+    }
+    let states = run_states(t);
+    for g in cfs.guests.iter().filter(|g| g.node == local) {
+        let running = states.as_ref().is_none_or(|s| s.contains(&g.vmid));
+        o.guests
+            .entry(g.vmid)
+            .or_insert_with(|| g.observed(running));
+    }
+    Ok(o)
 }
 
 fn host(name: &str, online: bool) -> Host {

@@ -177,6 +177,70 @@ fn needs_node_target(step: &Step, what: &str) -> TargetError {
     }
 }
 
+/// The API token and the TLS trust of `opts` (`--api-token-file`, `--fingerprint` /
+/// `--ca-bundle`), for `who` (the pve-api target, or the pve target's `--peer`). Errors
+/// never contain the token.
+///
+/// # Errors
+/// [`TargetError::Unavailable`]: no or a malformed token file, no trust, a malformed
+/// fingerprint.
+pub(crate) fn credentials(opts: &TargetOptions, who: &str) -> Result<(Token, Trust), TargetError> {
+    let un = TargetError::Unavailable;
+    let token_file = opts.api_token_file.as_ref().ok_or_else(|| {
+        un(format!(
+            "{who} needs --api-token-file (USER@REALM!TOKENID=SECRET)"
+        ))
+    })?;
+    let token = Token::from_file(token_file).map_err(un)?;
+    let trust = match (&opts.fingerprints[..], &opts.ca_bundle) {
+        ([], None) => {
+            return Err(un(format!(
+                "{who} needs --fingerprint SHA256 (as `pvecm add` shows it) or --ca-bundle PEM to trust the server"
+            )))
+        }
+        ([], Some(ca)) => Trust::CaBundle(ca.clone()),
+        (fps, _) => {
+            if let Some(bad) = fps
+                .iter()
+                .find(|f| !crate::target::pve::parse::is_fingerprint(f))
+            {
+                return Err(un(format!(
+                    "--fingerprint '{bad}' is not a SHA-256 fingerprint (32 hex bytes separated by ':', as `pvecm add` and the GUI show it)"
+                )));
+            }
+            Trust::Pins(fps.to_vec())
+        }
+    };
+    Ok((token, trust))
+}
+
+/// The address and certificate fingerprint `pvecm add` / the join API use to reach `via`,
+/// from `GET /cluster/config/join` over `api`'s pinned or verified connection: nothing is
+/// trusted on first use.
+///
+/// # Errors
+/// The request failed, or the join information lacks the node or its address/fingerprint.
+pub(crate) fn join_peer(
+    api: &ApiClient,
+    step: &Step,
+    via: &str,
+) -> Result<(String, String), TargetError> {
+    let info: JoinInfo = api
+        .get("/cluster/config/join", &[(s("node"), via.to_string())])
+        .map_err(api_err)?;
+    let peer = info.node(via).ok_or_else(|| TargetError::Refused {
+        step: step.summary.clone(),
+        reason: format!("the join information has no node {via}"),
+    })?;
+    match (peer.pve_addr.clone(), peer.pve_fp.clone()) {
+        (Some(addr), Some(fp)) => Ok((addr, fp)),
+        _ => Err(TargetError::Refused {
+            step: step.summary.clone(),
+            reason: format!("the join information of {via} has no pve_addr / pve_fp"),
+        }),
+    }
+}
+
 impl ApiTarget {
     /// Open `url` with the token, trust and per-node endpoints of `opts`.
     ///
@@ -189,30 +253,7 @@ impl ApiTarget {
         cluster: &pve_gitops_schema::spec::Cluster,
     ) -> Result<ApiTarget, TargetError> {
         let un = TargetError::Unavailable;
-        let token_file = opts.api_token_file.as_ref().ok_or_else(|| {
-            un("the pve-api target needs --api-token-file (USER@REALM!TOKENID=SECRET)".into())
-        })?;
-        let token = Token::from_file(token_file).map_err(un)?;
-        let trust = match (&opts.fingerprints[..], &opts.ca_bundle) {
-            ([], None) => {
-                return Err(un(
-                    "the pve-api target needs --fingerprint SHA256 (as `pvecm add` shows it) or --ca-bundle PEM to trust the server"
-                        .into(),
-                ))
-            }
-            ([], Some(ca)) => Trust::CaBundle(ca.clone()),
-            (fps, _) => {
-                if let Some(bad) = fps
-                    .iter()
-                    .find(|f| !crate::target::pve::parse::is_fingerprint(f))
-                {
-                    return Err(un(format!(
-                        "--fingerprint '{bad}' is not a SHA-256 fingerprint (32 hex bytes separated by ':', as `pvecm add` and the GUI show it)"
-                    )));
-                }
-                Trust::Pins(fps.to_vec())
-            }
-        };
+        let (token, trust) = credentials(opts, "the pve-api target")?;
         let api = ApiClient::new(url, token.clone(), &trust).map_err(un)?;
         let mut nodes = BTreeMap::new();
         for spec in &opts.api_nodes {
@@ -238,7 +279,8 @@ impl ApiTarget {
         })
     }
 
-    /// A target over prepared clients (tests).
+    /// A target over prepared clients (tests; the pve target's `--peer` observes through
+    /// one).
     pub fn from_clients(api: ApiClient, nodes: BTreeMap<String, ApiClient>) -> ApiTarget {
         ApiTarget {
             api,
@@ -411,22 +453,8 @@ impl ApiTarget {
             .next()
             .unwrap_or("")
             .to_string();
-        // The peer's address and certificate fingerprint come from the cluster itself, over
-        // the pinned connection: nothing is trusted on first use.
-        let info: JoinInfo = self
-            .api
-            .get("/cluster/config/join", &[(s("node"), j.via.clone())])
-            .map_err(api_err)?;
-        let peer = info.node(&j.via).ok_or_else(|| TargetError::Refused {
-            step: step.summary.clone(),
-            reason: format!("the join information has no node {}", j.via),
-        })?;
-        let (Some(addr), Some(fp)) = (peer.pve_addr.clone(), peer.pve_fp.clone()) else {
-            return Err(TargetError::Refused {
-                step: step.summary.clone(),
-                reason: format!("the join information of {} has no pve_addr / pve_fp", j.via),
-            });
-        };
+        // The peer's address and certificate fingerprint come from the cluster itself.
+        let (addr, fp) = join_peer(&self.api, step, &j.via)?;
         let mut params = vec![
             (s("hostname"), addr.clone()),
             (s("password"), password),
