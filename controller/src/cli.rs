@@ -66,9 +66,9 @@ pub enum Command {
     /// (invalid manifest, unreadable cluster, refused plan); apply 0 converged, 1 stopped at a
     /// `wait` gate, 2 error.
     ///
-    /// Without --target: a Proxmox VE node is not supported yet; otherwise the embedded
-    /// simulated cluster in .pve-gitops/sim is used (created from the manifest on first use),
-    /// and the first output line says so.
+    /// Without --target: the `pve` target on a Proxmox VE node (/etc/pve/.members exists);
+    /// otherwise the embedded simulated cluster in .pve-gitops/sim (created from the manifest
+    /// on first use), and the first output line says so.
     Reconcile {
         /// The Cluster manifest.
         #[arg(short = 'f', long = "file", value_name = "MANIFEST")]
