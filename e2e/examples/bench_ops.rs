@@ -49,33 +49,6 @@ const VERIFY_POLL: Duration = Duration::from_millis(100);
 /// Poll interval of the shared-directory observer (file reads only, no processes).
 const SHARED_POLL: Duration = Duration::from_millis(10);
 
-const START_SH: &str = r#"#!/bin/sh
-# Start corosync in the background in this node's namespaces; pidfile in the private /run.
-# $1: log file, $2: the harness's pid log (for its shm cleanup).
-pidfile=/run/e2e-corosync.pid
-alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
-if [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; then exit 0; fi
-corosync -f >>"$1" 2>&1 </dev/null &
-echo $! >"$pidfile"
-echo $! >>"$2"
-"#;
-
-const STOP_SH: &str = r#"#!/bin/sh
-# Stop the corosync started by start.sh (SIGTERM; SIGKILL after 10 s).
-pidfile=/run/e2e-corosync.pid
-alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
-[ -f "$pidfile" ] || exit 0
-pid=$(cat "$pidfile")
-kill -TERM "$pid" 2>/dev/null
-i=0
-while alive "$pid"; do
-  i=$((i + 1))
-  if [ "$i" -gt 100 ]; then kill -KILL "$pid"; fi
-  sleep 0.1
-done
-rm -f "$pidfile"
-"#;
-
 type R<T> = Result<T, String>;
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -127,8 +100,7 @@ impl Op {
 
 fn write_scripts(h: &Harness, i: usize) -> R<()> {
     let root = h.node_root(i).map_err(err)?;
-    fs::write(root.join("start.sh"), START_SH).map_err(err)?;
-    fs::write(root.join("stop.sh"), STOP_SH).map_err(err)
+    pve_gitops_e2e::service::write_service_scripts(root).map_err(err)
 }
 
 fn start_cmd(h: &Harness, i: usize) -> R<Vec<String>> {

@@ -28,6 +28,7 @@ mod cmd;
 mod conf;
 mod error;
 mod harness;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 use std::thread;

@@ -26,33 +26,6 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 /// Time limit of one [`Cluster::converge`].
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(240);
 
-const START_SH: &str = r#"#!/bin/sh
-# Start corosync in the background in this node's namespaces; pidfile in the private /run.
-# $1: log file, $2: the harness's pid log (for its shm cleanup).
-pidfile=/run/e2e-corosync.pid
-alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
-if [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; then exit 0; fi
-corosync -f >>"$1" 2>&1 </dev/null &
-echo $! >"$pidfile"
-echo $! >>"$2"
-"#;
-
-const STOP_SH: &str = r#"#!/bin/sh
-# Stop the corosync started by start.sh (SIGTERM; SIGKILL after 10 s).
-pidfile=/run/e2e-corosync.pid
-alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
-[ -f "$pidfile" ] || exit 0
-pid=$(cat "$pidfile")
-kill -TERM "$pid" 2>/dev/null
-i=0
-while alive "$pid"; do
-  i=$((i + 1))
-  if [ "$i" -gt 100 ]; then kill -KILL "$pid"; fi
-  sleep 0.1
-done
-rm -f "$pidfile"
-"#;
-
 /// One `reconcile` run on a node.
 #[derive(Debug, Clone)]
 struct Run {
@@ -137,8 +110,7 @@ impl Cluster {
 
     fn write_scripts(&self, i: usize) {
         let root = self.h.node_root(i).expect("node");
-        fs::write(root.join("start.sh"), START_SH).expect("start.sh");
-        fs::write(root.join("stop.sh"), STOP_SH).expect("stop.sh");
+        pve_gitops_e2e::service::write_service_scripts(root).expect("start.sh, stop.sh");
     }
 
     /// Add a standalone host.

@@ -1,0 +1,43 @@
+//! Start and stop scripts for corosync inside a node's namespaces, for the controller's
+//! `--start-cmd` / `--stop-cmd` (the harness itself starts and stops corosync by PID).
+
+use std::fs;
+use std::path::Path;
+
+/// `start.sh LOG PIDLOG`: start corosync in the background; pidfile in the private /run.
+pub const START_SH: &str = r#"#!/bin/sh
+# Start corosync in the background in this node's namespaces; pidfile in the private /run.
+# $1: log file, $2: the harness's pid log (for its shm cleanup).
+pidfile=/run/e2e-corosync.pid
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
+if [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; then exit 0; fi
+corosync -f >>"$1" 2>&1 </dev/null &
+echo $! >"$pidfile"
+echo $! >>"$2"
+"#;
+
+/// `stop.sh`: stop the corosync `start.sh` started (SIGTERM; SIGKILL after 10 s).
+pub const STOP_SH: &str = r#"#!/bin/sh
+# Stop the corosync started by start.sh (SIGTERM; SIGKILL after 10 s).
+pidfile=/run/e2e-corosync.pid
+alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
+[ -f "$pidfile" ] || exit 0
+pid=$(cat "$pidfile")
+kill -TERM "$pid" 2>/dev/null
+i=0
+while alive "$pid"; do
+  i=$((i + 1))
+  if [ "$i" -gt 100 ]; then kill -KILL "$pid"; fi
+  sleep 0.1
+done
+rm -f "$pidfile"
+"#;
+
+/// Write `start.sh` and `stop.sh` into `dir`.
+///
+/// # Errors
+/// Writing failed.
+pub fn write_service_scripts(dir: &Path) -> std::io::Result<()> {
+    fs::write(dir.join("start.sh"), START_SH)?;
+    fs::write(dir.join("stop.sh"), STOP_SH)
+}
