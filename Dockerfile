@@ -15,8 +15,8 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
-    cargo build --release --locked -p pve-gitops \
- && install -D -m 0755 target/release/pve-gitops /out/pve-gitops
+    cargo build --profile daemon --locked -p pve-gitops \
+ && install -D -m 0755 target/daemon/pve-gitops /out/pve-gitops
 
 FROM debian:bookworm-slim
 # ca-certificates: git over https (libgit2 verifies the git server with the system CAs; the
