@@ -336,16 +336,7 @@ struct Run {
 impl Run {
     /// `(kind, node)` of every step line followed by a `done:` line.
     fn applied(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for w in self.lines.windows(2) {
-            if w[1].1.trim_start().starts_with("done:") {
-                let mut words = w[0].1.split_whitespace().skip(1);
-                if let (Some(kind), Some(node)) = (words.next(), words.next()) {
-                    out.push((kind.to_string(), node.to_string()));
-                }
-            }
-        }
-        out
+        pve_gitops_e2e::service::applied_steps(self.lines.iter().map(|(_, l)| l.as_str()))
     }
 
     fn changed(&self) -> bool {

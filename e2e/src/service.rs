@@ -1,5 +1,6 @@
-//! Start and stop scripts for corosync inside a node's namespaces, for the controller's
-//! `--start-cmd` / `--stop-cmd` (the harness itself starts and stops corosync by PID).
+//! Running the controller on nodes: start and stop scripts for corosync inside a node's
+//! namespaces (the controller's `--start-cmd` / `--stop-cmd`; the harness itself starts and
+//! stops corosync by PID), and reading what a `reconcile` run applied.
 
 use std::fs;
 use std::path::Path;
@@ -40,4 +41,20 @@ rm -f "$pidfile"
 pub fn write_service_scripts(dir: &Path) -> std::io::Result<()> {
     fs::write(dir.join("start.sh"), START_SH)?;
     fs::write(dir.join("stop.sh"), STOP_SH)
+}
+
+/// The steps a `pve-gitops reconcile` run applied, from its text output: `(kind, node)` of
+/// every step line (`+ join_node  pve4  ...`) that is followed by a `done:` line.
+pub fn applied_steps<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<(String, String)> {
+    let lines: Vec<&str> = lines.into_iter().collect();
+    let mut out = Vec::new();
+    for w in lines.windows(2) {
+        if w[1].trim_start().starts_with("done:") {
+            let mut words = w[0].split_whitespace().skip(1);
+            if let (Some(kind), Some(node)) = (words.next(), words.next()) {
+                out.push((kind.to_string(), node.to_string()));
+            }
+        }
+    }
+    out
 }

@@ -40,17 +40,7 @@ struct Run {
 impl Run {
     /// Steps this run applied: `(kind, node)` of every step line followed by `done:`.
     fn applied(&self) -> Vec<(String, String)> {
-        let lines: Vec<&str> = self.stdout.lines().collect();
-        let mut out = Vec::new();
-        for w in lines.windows(2) {
-            if w[1].trim_start().starts_with("done:") {
-                let mut words = w[0].split_whitespace().skip(1);
-                if let (Some(kind), Some(node)) = (words.next(), words.next()) {
-                    out.push((kind.to_string(), node.to_string()));
-                }
-            }
-        }
-        out
+        pve_gitops_e2e::service::applied_steps(self.stdout.lines())
     }
 
     fn changed(&self) -> bool {
