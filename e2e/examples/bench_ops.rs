@@ -29,6 +29,7 @@
 //! Progress and per-trial timelines go to stderr (`TIMING` lines); the result tables (Markdown)
 //! to stdout.
 
+use pve_gitops_e2e::service::RunRecord;
 use pve_gitops_e2e::{preflight, pve_gitops_bin, Harness};
 use std::collections::BTreeMap;
 use std::fs;
@@ -333,14 +334,26 @@ struct Run {
     ended: Instant,
 }
 
-impl Run {
-    /// `(kind, node)` of every step line followed by a `done:` line.
+impl RunRecord for Run {
+    fn node(&self) -> usize {
+        self.node
+    }
+
+    fn code(&self) -> Option<i32> {
+        self.code
+    }
+
+    /// Steps this run applied: `(kind, node)` of every step line followed by `done:`.
     fn applied(&self) -> Vec<(String, String)> {
         pve_gitops_e2e::service::applied_steps(self.lines.iter().map(|(_, l)| l.as_str()))
     }
 
-    fn changed(&self) -> bool {
-        self.code != Some(0) || !self.applied().is_empty()
+    fn started(&self) -> Instant {
+        self.started
+    }
+
+    fn ended(&self) -> Instant {
+        self.ended
     }
 }
 
@@ -460,16 +473,8 @@ impl Ctl {
         let runs: Mutex<Vec<Run>> = Mutex::new(Vec::new());
         let problems: Mutex<Vec<String>> = Mutex::new(Vec::new());
         let deadline = Instant::now() + OP_TIMEOUT;
-        let done = |runs: &[Run]| -> bool {
-            let last_change = runs.iter().filter(|r| r.changed()).map(|r| r.ended).max();
-            nodes.iter().all(|n| {
-                runs.iter()
-                    .rev()
-                    .find(|r| r.node == *n)
-                    .is_some_and(|r| !r.changed() && last_change.is_none_or(|c| r.started > c))
-            })
-        };
-        let failed = |runs: &[Run]| runs.iter().any(|r| r.code != Some(0) && r.code != Some(1));
+        let done = |runs: &[Run]| pve_gitops_e2e::service::converged(runs, nodes);
+        let failed = |runs: &[Run]| pve_gitops_e2e::service::any_failed(runs);
         thread::scope(|s| {
             for &n in nodes {
                 let (runs, problems) = (&runs, &problems);

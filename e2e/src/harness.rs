@@ -413,19 +413,15 @@ impl Harness {
 
     /// "Pull the cable": set node `i`'s switch port on `link` down.
     pub fn link_down(&self, i: usize, link: usize) -> Result<()> {
-        self.node(i)?;
-        ip(&[
-            "-n",
-            &self.switch_ns,
-            "link",
-            "set",
-            &self.switch_port(i, link),
-            "down",
-        ])
+        self.set_port(i, link, "down")
     }
 
     /// Plug the cable back in (switch port up).
     pub fn link_up(&self, i: usize, link: usize) -> Result<()> {
+        self.set_port(i, link, "up")
+    }
+
+    fn set_port(&self, i: usize, link: usize, state: &str) -> Result<()> {
         self.node(i)?;
         ip(&[
             "-n",
@@ -433,7 +429,7 @@ impl Harness {
             "link",
             "set",
             &self.switch_port(i, link),
-            "up",
+            state,
         ])
     }
 

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::Instant;
 
 /// `start.sh LOG PIDLOG`: start corosync in the background; pidfile in the private /run.
 pub const START_SH: &str = r#"#!/bin/sh
@@ -57,4 +58,40 @@ pub fn applied_steps<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<(Strin
         }
     }
     out
+}
+
+/// One finished `pve-gitops reconcile` run on a node, as convergence sees it.
+pub trait RunRecord {
+    /// The node it ran on.
+    fn node(&self) -> usize;
+    /// Its exit code.
+    fn code(&self) -> Option<i32>;
+    /// The steps it applied ([`applied_steps`] of its output).
+    fn applied(&self) -> Vec<(String, String)>;
+    /// When it started.
+    fn started(&self) -> Instant;
+    /// When it ended.
+    fn ended(&self) -> Instant;
+    /// It applied something, or did not exit 0 (stopped at a gate, waiting for a node, error).
+    fn changed(&self) -> bool {
+        self.code() != Some(0) || !self.applied().is_empty()
+    }
+}
+
+/// The per-node controllers' steady state: every node of `nodes` has a latest run that exited
+/// 0 without applying anything and started after the last change anywhere.
+pub fn converged<R: RunRecord>(runs: &[R], nodes: &[usize]) -> bool {
+    let last_change = runs.iter().filter(|r| r.changed()).map(|r| r.ended()).max();
+    nodes.iter().all(|n| {
+        runs.iter()
+            .rev()
+            .find(|r| r.node() == *n)
+            .is_some_and(|r| !r.changed() && last_change.is_none_or(|c| r.started() > c))
+    })
+}
+
+/// Some run failed: an exit code other than 0 (converged) or 1 (gate / other node).
+pub fn any_failed<R: RunRecord>(runs: &[R]) -> bool {
+    runs.iter()
+        .any(|r| r.code() != Some(0) && r.code() != Some(1))
 }

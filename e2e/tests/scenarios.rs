@@ -12,6 +12,7 @@
 //! Needs root, corosync and a built binary: `cargo build -p pve-gitops` first (or set
 //! `PVE_GITOPS_BIN`).
 
+use pve_gitops_e2e::service::RunRecord;
 use pve_gitops_e2e::{preflight, pve_gitops_bin, wait_until, Harness, QuorumStatus};
 use std::collections::BTreeMap;
 use std::fs;
@@ -37,14 +38,26 @@ struct Run {
     ended: Instant,
 }
 
-impl Run {
+impl RunRecord for Run {
+    fn node(&self) -> usize {
+        self.node
+    }
+
+    fn code(&self) -> Option<i32> {
+        self.code
+    }
+
     /// Steps this run applied: `(kind, node)` of every step line followed by `done:`.
     fn applied(&self) -> Vec<(String, String)> {
         pve_gitops_e2e::service::applied_steps(self.stdout.lines())
     }
 
-    fn changed(&self) -> bool {
-        self.code != Some(0) || !self.applied().is_empty()
+    fn started(&self) -> Instant {
+        self.started
+    }
+
+    fn ended(&self) -> Instant {
+        self.ended
     }
 }
 
@@ -193,16 +206,8 @@ impl Cluster {
     fn converge(&self, nodes: &[usize]) -> Vec<Run> {
         let runs: Mutex<Vec<Run>> = Mutex::new(Vec::new());
         let deadline = Instant::now() + CONVERGE_TIMEOUT;
-        let done = |runs: &[Run]| -> bool {
-            let last_change = runs.iter().filter(|r| r.changed()).map(|r| r.ended).max();
-            nodes.iter().all(|n| {
-                runs.iter()
-                    .rev()
-                    .find(|r| r.node == *n)
-                    .is_some_and(|r| !r.changed() && last_change.is_none_or(|c| r.started > c))
-            })
-        };
-        let failed = |runs: &[Run]| runs.iter().any(|r| r.code != Some(0) && r.code != Some(1));
+        let done = |runs: &[Run]| pve_gitops_e2e::service::converged(runs, nodes);
+        let failed = |runs: &[Run]| pve_gitops_e2e::service::any_failed(runs);
         thread::scope(|s| {
             for &n in nodes {
                 let runs = &runs;
