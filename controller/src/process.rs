@@ -3,12 +3,23 @@
 //! [`SystemRunner`](crate::target::pve::runner::SystemRunner).
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How often a running child is polled for its exit.
-const POLL: Duration = Duration::from_millis(10);
+/// The longest pause between two polls of a running child. The pause starts at
+/// [`FIRST_POLL`] and grows with the time the child has run, so a short tool call (a few ms,
+/// as most corosync tools are) is seen to exit within about a millisecond while a long one
+/// costs no more wake-ups than a fixed 10 ms poll.
+const MAX_POLL: Duration = Duration::from_millis(10);
+/// The first pause between two polls of a running child.
+const FIRST_POLL: Duration = Duration::from_micros(500);
+
+/// The pause before the next poll of a child that has run for `elapsed`.
+fn poll_pause(elapsed: Duration) -> Duration {
+    (FIRST_POLL + elapsed / 10).min(MAX_POLL)
+}
 
 /// What a finished command printed and how it exited.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -120,41 +131,77 @@ pub fn program(argv: &[String]) -> Result<(&String, &[String]), StartError> {
     argv.split_first().ok_or(StartError::Empty)
 }
 
-fn reader<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<String> {
+/// Read `r` to its end on a thread; `eof` is told when it gets there.
+fn reader<R: Read + Send + 'static>(
+    r: Option<R>,
+    eof: mpsc::Sender<()>,
+) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut buf = Vec::new();
         if let Some(mut r) = r {
             let _ = r.read_to_end(&mut buf);
         }
+        let _ = eof.send(());
         String::from_utf8_lossy(&buf).into_owned()
     })
 }
 
-/// Wait for `child` to exit, killing it after `timeout`: its exit code (None: killed).
-pub fn wait(child: &mut Child, timeout: Duration) -> Option<i32> {
+/// Wait up to `timeout` for `child` to exit: its status, or None when it still runs then.
+///
+/// # Errors
+/// Waiting for the child failed.
+pub fn wait_status(child: &mut Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
     let start = Instant::now();
     loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return st.code(),
-            Ok(None) if start.elapsed() < timeout => thread::sleep(POLL),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
+        if let Some(st) = child.try_wait()? {
+            return Ok(Some(st));
+        }
+        let ran = start.elapsed();
+        if ran >= timeout {
+            return Ok(None);
+        }
+        thread::sleep(poll_pause(ran).min(timeout - ran));
+    }
+}
+
+/// Wait for `child` to exit, killing it after `timeout`: its exit code (None: killed).
+pub fn wait(child: &mut Child, timeout: Duration) -> Option<i32> {
+    match wait_status(child, timeout) {
+        Ok(Some(st)) => st.code(),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
         }
     }
 }
 
-/// Run `argv` (program first) with `stdin` as its standard input (None: empty), capturing its
-/// output through pipes and killing it after `timeout`.
+/// What [`capture`] got from a finished command.
+#[derive(Debug)]
+pub struct Captured {
+    /// How it exited (None: killed at the time limit).
+    pub status: Option<ExitStatus>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Run `cmd` with `stdin` as its standard input (None: empty), capturing its output through
+/// pipes and killing it after `timeout`.
+///
+/// The exit is seen as soon as it happens: a program closes its output when it exits, so the
+/// output's end is waited for (no polling) before the child is reaped; one that keeps running
+/// after closing its output is polled for the rest of the time.
 ///
 /// # Errors
-/// The program could not be started ([`StartError`]).
-pub fn run(argv: &[String], stdin: Option<&[u8]>, timeout: Duration) -> Result<Output, StartError> {
-    let (program, args) = program(argv)?;
-    let mut child = Command::new(program)
-        .args(args)
+/// The program could not be started, or waiting for it failed.
+pub fn capture(
+    cmd: &mut Command,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> std::io::Result<Captured> {
+    let mut child = cmd
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -162,19 +209,53 @@ pub fn run(argv: &[String], stdin: Option<&[u8]>, timeout: Duration) -> Result<O
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .map_err(StartError::Spawn)?;
+        .spawn()?;
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A program that exits without reading gives EPIPE: its exit status tells.
         let _ = pipe.write_all(data);
     }
-    let out = reader(child.stdout.take());
-    let err = reader(child.stderr.take());
-    let code = wait(&mut child, timeout);
-    Ok(Output {
-        code,
+    let start = Instant::now();
+    let (eof, eofs) = mpsc::channel();
+    let out = reader(child.stdout.take(), eof.clone());
+    let err = reader(child.stderr.take(), eof);
+    for _ in 0..2 {
+        let left = timeout.saturating_sub(start.elapsed());
+        if eofs.recv_timeout(left).is_err() {
+            break;
+        }
+    }
+    let status = match wait_status(&mut child, timeout.saturating_sub(start.elapsed())) {
+        Ok(Some(st)) => Some(st),
+        Ok(None) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        }
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    Ok(Captured {
+        status,
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// Run `argv` (program first) with `stdin` as its standard input (None: empty), capturing its
+/// output and killing it after `timeout` ([`capture`]).
+///
+/// # Errors
+/// The program could not be started ([`StartError`]).
+pub fn run(argv: &[String], stdin: Option<&[u8]>, timeout: Duration) -> Result<Output, StartError> {
+    let (program, args) = program(argv)?;
+    let c = capture(Command::new(program).args(args), stdin, timeout).map_err(StartError::Spawn)?;
+    Ok(Output {
+        code: c.status.and_then(|s| s.code()),
+        stdout: c.stdout,
+        stderr: c.stderr,
     })
 }
 
@@ -188,6 +269,56 @@ mod tests {
             describe(&["a".into(), "b c".into(), "it's".into()]),
             r"a 'b c' 'it'\''s'"
         );
+    }
+
+    fn sh(script: &str) -> Vec<String> {
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    #[test]
+    fn run_captures_output_and_exit_code() {
+        let out = run(
+            &sh("echo out; echo err >&2; exit 3"),
+            None,
+            Duration::from_secs(10),
+        )
+        .expect("sh starts");
+        assert_eq!(out.code, Some(3));
+        assert_eq!(out.stdout, "out\n");
+        assert_eq!(out.stderr, "err\n");
+        let out = run(&sh("cat"), Some(b"in"), Duration::from_secs(10)).expect("sh starts");
+        assert_eq!((out.code, out.stdout.as_str()), (Some(0), "in"));
+    }
+
+    #[test]
+    fn run_waits_for_a_program_that_closed_its_output() {
+        // Output closed long before the exit: the exit code is still the program's.
+        let out = run(
+            &sh("exec >&- 2>&-; sleep 0.3; exit 4"),
+            None,
+            Duration::from_secs(10),
+        )
+        .expect("sh starts");
+        assert_eq!(out.code, Some(4));
+    }
+
+    #[test]
+    fn run_kills_at_the_time_limit() {
+        let start = Instant::now();
+        let out = run(&sh("exec sleep 30"), None, Duration::from_millis(200)).expect("starts");
+        assert_eq!(out.code, None);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn poll_pause_grows_to_the_cap() {
+        assert_eq!(poll_pause(Duration::ZERO), FIRST_POLL);
+        assert!(poll_pause(Duration::from_millis(20)) > FIRST_POLL);
+        assert_eq!(poll_pause(Duration::from_secs(5)), MAX_POLL);
     }
 
     #[test]

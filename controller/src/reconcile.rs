@@ -6,12 +6,33 @@
 //! and an interrupted run converges when re-run. It stops at a `wait` gate, at a step another
 //! node must run, when the plan is refused, or when `cancelled()` says so (only ever between
 //! steps: a step is never interrupted between its write and its rename).
+//!
+//! With [`Options::peer_wait`] (per-node controllers), a run that would stop because the next
+//! step is another node's, or while another controller holds the cluster lock (the plan may
+//! show its step half done, or its step may still need this node; [`Target::busy_elsewhere`]), re-observes whenever the target says
+//! the cluster may have changed ([`Target::await_change`]) instead, up to that long: the joining node's controller waits for a member's nodelist edit
+//! and then starts corosync itself in the same run.
 
 use crate::plan::step::Step;
 use crate::plan::{plan, Plan};
 use crate::target::{Applied, Target, TargetError};
 use pve_gitops_schema::spec::Cluster;
 use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// How often a run that waits for other controllers re-observes, on targets that cannot tell
+/// when the cluster changed ([`Target::await_change`]).
+pub const PEER_POLL: Duration = Duration::from_millis(50);
+/// The longest a waiting run goes without re-observing, on targets that can tell.
+pub const AWAIT_CHANGE: Duration = Duration::from_secs(1);
+
+/// How a run works with the controllers on other nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Apply only: how long to wait for other controllers (the next step is another node's,
+    /// or another controller is in the middle of a step) before stopping. Zero: stop at once.
+    pub peer_wait: Duration,
+}
 
 /// Plan only, or apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +107,8 @@ pub enum Event<'a> {
     Done(&'a Step, &'a Applied),
     /// A step was planned from a state that changed (another controller); re-planning.
     Replanning(&'a TargetError),
+    /// Waiting for another controller (said once per distinct reason).
+    Waiting(&'a str),
 }
 
 /// Errors that end a reconcile without an outcome.
@@ -113,7 +136,8 @@ pub enum ReconcileError {
     TooManySteps(usize),
 }
 
-/// Run one reconcile of `cluster` against `target`.
+/// Run one reconcile of `cluster` against `target`, stopping at once where another
+/// controller has to act ([`Options::default`]).
 ///
 /// # Errors
 /// Observing failed, a step failed or was refused by the cluster, or the loop made no
@@ -125,7 +149,60 @@ pub fn run(
     cancelled: &dyn Fn() -> bool,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Report, ReconcileError> {
-    let observed = target.observe().map_err(ReconcileError::Observe)?;
+    run_with(
+        cluster,
+        target,
+        mode,
+        Options::default(),
+        cancelled,
+        on_event,
+    )
+}
+
+/// What ends a run, or the step to apply next.
+fn next_step(p: &Plan, target: &dyn Target, cancelled: &dyn Fn() -> bool) -> Result<Step, Outcome> {
+    if !p.errors.is_empty() {
+        return Err(Outcome::Refused);
+    }
+    if p.in_sync() {
+        return Err(Outcome::InSync);
+    }
+    if cancelled() {
+        return Err(Outcome::Cancelled);
+    }
+    let Some(step) = p.next_runnable() else {
+        let what = p
+            .first_stop()
+            .map(|s| match &s.blocked {
+                Some(b) if !matches!(s.kind, crate::plan::step::StepKind::Wait(_)) => {
+                    format!("{} {}: {b}", s.kind.name(), s.node)
+                }
+                _ => s.summary.clone(),
+            })
+            .unwrap_or_default();
+        return Err(Outcome::StoppedAtGate { what });
+    };
+    if let Err(who) = target.can_run(step) {
+        return Err(Outcome::WaitingForNode {
+            what: format!("{who}: {}", step.summary),
+        });
+    }
+    Ok(step.clone())
+}
+
+/// Run one reconcile of `cluster` against `target` with `opts`.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with(
+    cluster: &Cluster,
+    target: &mut dyn Target,
+    mode: Mode,
+    opts: Options,
+    cancelled: &dyn Fn() -> bool,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Report, ReconcileError> {
+    let mut observed = target.observe().map_err(ReconcileError::Observe)?;
     let initial = plan(cluster, &observed);
     let mut report = Report {
         outcome: Outcome::InSync,
@@ -146,41 +223,44 @@ pub fn run(
         }
         Mode::Apply { max_steps } => max_steps,
     };
+    let wait_until = Instant::now() + opts.peer_wait;
     let mut last_key: Option<String> = None;
+    let mut last_wait: Option<String> = None;
     let mut stale_retries = 0;
     loop {
-        let p = &report.plan;
-        if !p.errors.is_empty() {
-            report.outcome = Outcome::Refused;
-            return Ok(report);
-        }
-        if p.in_sync() {
-            report.outcome = Outcome::InSync;
-            return Ok(report);
-        }
-        if cancelled() {
-            report.outcome = Outcome::Cancelled;
-            return Ok(report);
-        }
-        let Some(step) = p.next_runnable().cloned() else {
-            let what = p
-                .first_stop()
-                .map(|s| match &s.blocked {
-                    Some(b) if !matches!(s.kind, crate::plan::step::StepKind::Wait(_)) => {
-                        format!("{} {}: {b}", s.kind.name(), s.node)
+        let step = match next_step(&report.plan, &*target, cancelled) {
+            Ok(step) => step,
+            Err(outcome) => {
+                // Another controller's turn (its node's step, or its step in progress):
+                // wait for it, when allowed, instead of stopping.
+                let why = match &outcome {
+                    Outcome::WaitingForNode { what } => Some(what.clone()),
+                    // In sync included: another controller's step in progress (a rolling
+                    // restart) may still need this node (to start its corosync again).
+                    Outcome::StoppedAtGate { .. } | Outcome::Refused | Outcome::InSync => {
+                        target.busy_elsewhere(&observed)
                     }
-                    _ => s.summary.clone(),
-                })
-                .unwrap_or_default();
-            report.outcome = Outcome::StoppedAtGate { what };
-            return Ok(report);
+                    _ => None,
+                };
+                match why {
+                    Some(why) if Instant::now() < wait_until && !cancelled() => {
+                        if last_wait.as_deref() != Some(why.as_str()) {
+                            on_event(Event::Waiting(&why));
+                            last_wait = Some(why);
+                        }
+                        let left = wait_until.saturating_duration_since(Instant::now());
+                        target.await_change(left.min(AWAIT_CHANGE));
+                        observed = target.observe().map_err(ReconcileError::Observe)?;
+                        report.plan = plan(cluster, &observed);
+                        continue;
+                    }
+                    _ => {
+                        report.outcome = outcome;
+                        return Ok(report);
+                    }
+                }
+            }
         };
-        if let Err(who) = target.can_run(&step) {
-            report.outcome = Outcome::WaitingForNode {
-                what: format!("{who}: {}", step.summary),
-            };
-            return Ok(report);
-        }
         if report.applied.len() >= max_steps {
             return Err(ReconcileError::TooManySteps(max_steps));
         }
@@ -215,7 +295,7 @@ pub fn run(
                 })
             }
         }
-        let observed = target.observe().map_err(ReconcileError::Observe)?;
+        observed = target.observe().map_err(ReconcileError::Observe)?;
         report.plan = plan(cluster, &observed);
     }
 }

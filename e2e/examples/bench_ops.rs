@@ -46,7 +46,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Time limit of one converge / one raw change (to the verified end state).
 const OP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Poll interval of the end-state verifier (both modes).
-const VERIFY_POLL: Duration = Duration::from_millis(100);
+const VERIFY_POLL: Duration = Duration::from_millis(20);
 /// Poll interval of the shared-directory observer (file reads only, no processes).
 const SHARED_POLL: Duration = Duration::from_millis(10);
 
@@ -203,13 +203,26 @@ fn verify(h: &Harness, e: &Expect) -> R<()> {
 }
 
 /// Poll [`verify`] from now until it holds (returns when) or `stop` / [`OP_TIMEOUT`].
-fn poll_verified(h: &Harness, e: &Expect, stop: &AtomicBool) -> (Option<Instant>, String) {
+/// Every pass that fails is recorded in `tl` (when it started, and why it failed).
+fn poll_verified(
+    h: &Harness,
+    e: &Expect,
+    stop: &AtomicBool,
+    tl: &Timeline,
+) -> (Option<Instant>, String) {
     let start = Instant::now();
     let mut last = String::new();
     while !stop.load(Ordering::Relaxed) && start.elapsed() < OP_TIMEOUT {
+        let pass = Instant::now();
         match verify(h, e) {
-            Ok(()) => return (Some(Instant::now()), last),
-            Err(e) => last = e,
+            Ok(()) => {
+                tl.add(pass, "verifier pass started (it succeeds)");
+                return (Some(Instant::now()), last);
+            }
+            Err(e) => {
+                tl.add(pass, format!("verifier pass failed: {e}"));
+                last = e;
+            }
         }
         thread::sleep(VERIFY_POLL);
     }
@@ -484,6 +497,11 @@ impl Ctl {
                         if done(&r) || failed(&r) || Instant::now() > deadline {
                             return;
                         }
+                        if !pve_gitops_e2e::service::due(&r, n) {
+                            drop(r);
+                            thread::sleep(Duration::from_millis(10));
+                            continue;
+                        }
                     }
                     match self.reconcile(h, n, &[]) {
                         Ok(run) => {
@@ -577,7 +595,7 @@ fn timed(
     let t0 = Instant::now();
     let (acted, verified) = thread::scope(|s| {
         let watcher = shared.map(|p| s.spawn(|| watch_shared(p, &tl, &stop_watch)));
-        let poller = s.spawn(|| poll_verified(h, expect, &stop_verify));
+        let poller = s.spawn(|| poll_verified(h, expect, &stop_verify, &tl));
         let acted = act(&tl);
         let finished = Instant::now();
         if acted.is_err() {

@@ -1,9 +1,7 @@
 //! Running external commands with captured output and a time limit.
 
-use std::io::Read;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, ExitStatus};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -72,31 +70,19 @@ pub(crate) fn describe(cmd: &Command) -> String {
 /// Returns the output whatever the exit status.
 pub(crate) fn run(cmd: &mut Command, timeout: Duration) -> Result<CmdOutput> {
     let command = describe(cmd);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io(format!("spawn `{command}`"), e))?;
-    let out = reader(child.stdout.take());
-    let err = reader(child.stderr.take());
-    let status = match wait_child(&mut child, timeout) {
-        Ok(Some(st)) => st,
-        Ok(None) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Error::Timeout {
-                what: format!("`{command}`"),
-                after: timeout,
-            });
-        }
-        Err(e) => return Err(Error::io(format!("wait for `{command}`"), e)),
+    let c = pve_gitops::process::capture(cmd, None, timeout)
+        .map_err(|e| Error::io(format!("run `{command}`"), e))?;
+    let Some(status) = c.status else {
+        return Err(Error::Timeout {
+            what: format!("`{command}`"),
+            after: timeout,
+        });
     };
     Ok(CmdOutput {
         command,
         status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        stdout: c.stdout,
+        stderr: c.stderr,
     })
 }
 
@@ -105,31 +91,12 @@ pub(crate) fn run_ok(cmd: &mut Command) -> Result<CmdOutput> {
     run(cmd, COMMAND_TIMEOUT)?.expect_success()
 }
 
-fn reader<R: Read + Send + 'static>(src: Option<R>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut r) = src {
-            let _ = r.read_to_end(&mut buf);
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
-
-/// Poll `child` until it exits or `timeout` passes (`Ok(None)`).
+/// Wait until `child` exits or `timeout` passes (`Ok(None)`).
 pub(crate) fn wait_child(
     child: &mut Child,
     timeout: Duration,
 ) -> std::io::Result<Option<ExitStatus>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(st) = child.try_wait()? {
-            return Ok(Some(st));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    pve_gitops::process::wait_status(child, timeout)
 }
 
 /// Send `signal` (e.g. `"TERM"`, `"KILL"`) to `pid` with kill(1).

@@ -78,16 +78,39 @@ pub trait RunRecord {
     }
 }
 
+/// Whether `node`'s controller has to run (again): it has not run yet, its latest run changed
+/// something (or stopped, exit 1), or that run started before the last change anywhere. A
+/// controller that is quiet since the last change runs again only after a new change, as a
+/// per-node controller that re-runs on events does (no busy re-running while others work).
+pub fn needs_run<R: RunRecord>(runs: &[R], node: usize) -> bool {
+    let last_change = runs.iter().filter(|r| r.changed()).map(|r| r.ended()).max();
+    !runs
+        .iter()
+        .rev()
+        .find(|r| r.node() == node)
+        .is_some_and(|r| !r.changed() && last_change.is_none_or(|c| r.started() > c))
+}
+
+/// How often a quiet controller runs anyway (a daemon's resync interval, shortened): a change
+/// only another node's controller can see, e.g. its own corosync stopped by a rolling
+/// restart, is acted on even when no run changed anything.
+pub const QUIET_RERUN: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether `node`'s controller is due to run now: [`needs_run`], or its latest run ended
+/// [`QUIET_RERUN`] ago.
+pub fn due<R: RunRecord>(runs: &[R], node: usize) -> bool {
+    needs_run(runs, node)
+        || runs
+            .iter()
+            .rev()
+            .find(|r| r.node() == node)
+            .is_none_or(|r| r.ended().elapsed() >= QUIET_RERUN)
+}
+
 /// The per-node controllers' steady state: every node of `nodes` has a latest run that exited
 /// 0 without applying anything and started after the last change anywhere.
 pub fn converged<R: RunRecord>(runs: &[R], nodes: &[usize]) -> bool {
-    let last_change = runs.iter().filter(|r| r.changed()).map(|r| r.ended()).max();
-    nodes.iter().all(|n| {
-        runs.iter()
-            .rev()
-            .find(|r| r.node() == *n)
-            .is_some_and(|r| !r.changed() && last_change.is_none_or(|c| r.started() > c))
-    })
+    nodes.iter().all(|&n| !needs_run(runs, n))
 }
 
 /// Some run failed: an exit code other than 0 (converged) or 1 (gate / other node).

@@ -217,6 +217,11 @@ impl Cluster {
                         if done(&r) || failed(&r) || Instant::now() > deadline {
                             return;
                         }
+                        if !pve_gitops_e2e::service::due(&r, n) {
+                            drop(r);
+                            thread::sleep(Duration::from_millis(10));
+                            continue;
+                        }
                     }
                     let run = self.reconcile(n, &[]);
                     let code = run.code;

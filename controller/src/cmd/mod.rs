@@ -47,12 +47,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             dry_run,
             output,
             max_steps,
+            peer_wait,
         } => reconcile::run(reconcile::Args {
             manifest: &file,
             target: &target,
             dry_run,
             output,
             max_steps,
+            peer_wait,
         }),
         Command::Schema => {
             print!("{}", pve_gitops_schema::spec::json_schema());

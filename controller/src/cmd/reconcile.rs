@@ -28,6 +28,8 @@ pub struct Args<'a> {
     pub output: PlanOutput,
     /// `--max-steps`.
     pub max_steps: usize,
+    /// `--peer-wait`.
+    pub peer_wait: std::time::Duration,
 }
 
 /// Read and validate the manifest; print every problem and return None when invalid.
@@ -142,12 +144,17 @@ pub fn run(args: Args<'_>) -> Result<Outcome> {
                 }
                 println!("    {e}")
             }
+            Event::Waiting(why) => println!("    waiting (up to --peer-wait): {why}"),
         }
     };
-    let report = match reconcile::run(&cluster, tgt.as_mut(), mode, &|| false, &mut progress) {
-        Ok(r) => r,
-        Err(e) => return Err(anyhow::Error::new(e)),
+    let opts = reconcile::Options {
+        peer_wait: args.peer_wait,
     };
+    let report =
+        match reconcile::run_with(&cluster, tgt.as_mut(), mode, opts, &|| false, &mut progress) {
+            Ok(r) => r,
+            Err(e) => return Err(anyhow::Error::new(e)),
+        };
     let name = &cluster.metadata.name;
     if !text {
         let mut j = serde_json::to_value(render::plan_json(&report.plan, &described, name))

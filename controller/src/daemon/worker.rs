@@ -594,6 +594,7 @@ impl Worker {
                     }
                 }
                 Event::Replanning(e) => tracing::info!("{e}"),
+                Event::Waiting(why) => tracing::info!("waiting: {why}"),
             };
             let result = reconcile::run(&cluster, tgt.as_mut(), mode, &cancelled, &mut on_event);
             let config_version = tgt.observe().ok().map(|o| o.config_version());

@@ -103,6 +103,23 @@ pub trait Target {
         let _ = step;
         Ok(())
     }
+
+    /// Whether another controller is changing the cluster right now (it holds the cluster
+    /// lock), so that `observed` may show its step half done; `Some` says who. A run with
+    /// [`crate::reconcile::Options::peer_wait`] that would stop waits for it instead. The
+    /// default: never (one controller reaches the whole cluster).
+    fn busy_elsewhere(&self, observed: &Observed) -> Option<String> {
+        let _ = observed;
+        None
+    }
+
+    /// While a run waits for other controllers: return when the cluster may have changed, at
+    /// the latest after `limit`. The default sleeps [`crate::reconcile::PEER_POLL`] (or
+    /// `limit`, if shorter); a target that can see changes cheaply returns as soon as it
+    /// does.
+    fn await_change(&mut self, limit: std::time::Duration) {
+        std::thread::sleep(limit.min(crate::reconcile::PEER_POLL));
+    }
 }
 
 /// How to reach the cluster (from the command line or the daemon's configuration).

@@ -18,7 +18,9 @@
 //!    controller starts corosync again (the planner's node-local join step) — the holder waits
 //!    until it is back before the next one.
 
-use super::observe::{self, local_status, read_master, running_version, sync_text, version_of};
+use super::observe::{
+    self, local_status, read_master, running_version, sync_text, version_of, Live,
+};
 use super::tools::{self, QuorumStatus, TOOL_TIMEOUT};
 use super::{digest, tool, CorosyncTarget, MASTER_CONF, SHARED_AUTHKEY};
 use crate::cfs_lock::{CfsLock, LockError, LockOptions};
@@ -48,9 +50,15 @@ pub const RESTART_WAIT: Duration = Duration::from_secs(90);
 /// How long to wait for corosync to report a reloaded version or a new expected votes.
 pub const VERIFY_WAIT: Duration = Duration::from_secs(10);
 
-/// How often waits re-check (sync records, lock, running version): small files and short
-/// tool calls, so a short interval keeps the protocol's overhead low (BENCHMARKS.md).
+/// How often waits that run a corosync tool re-check (running version, membership).
 const POLL: Duration = Duration::from_millis(50);
+/// How often waits that only look at the shared directory re-check (the lock, the master for a
+/// lock waiter to install, the members' sync records): a `mkdir` or a few `stat`s and small
+/// reads, so a short interval costs little and keeps the protocol's latency low
+/// (BENCHMARKS.md, "Real corosync").
+const FILE_POLL: Duration = Duration::from_millis(10);
+/// How often a lock holder that waits refreshes its lock (the lifetime is 120 s).
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
 fn stale(step: &Step, reason: impl Into<String>) -> TargetError {
     TargetError::Stale {
@@ -73,8 +81,16 @@ fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> TargetError + '_ {
     }
 }
 
-/// Poll `f` until it returns `Some` or `timeout` passes, calling `tick` between polls.
-fn wait_for<T>(
+/// Poll `f` every [`POLL`] until it returns `Some` or `timeout` passes, calling `tick` between
+/// polls.
+fn wait_for<T>(timeout: Duration, tick: impl FnMut(), f: impl FnMut() -> Option<T>) -> Option<T> {
+    wait_every(POLL, timeout, tick, f)
+}
+
+/// Poll `f` every `every` until it returns `Some` or `timeout` passes, calling `tick` between
+/// polls.
+fn wait_every<T>(
+    every: Duration,
     timeout: Duration,
     mut tick: impl FnMut(),
     mut f: impl FnMut() -> Option<T>,
@@ -88,7 +104,18 @@ fn wait_for<T>(
             return None;
         }
         tick();
-        thread::sleep(POLL);
+        thread::sleep(every);
+    }
+}
+
+/// A tick that refreshes `lock` every [`REFRESH_EVERY`].
+fn refresher(lock: &CfsLock) -> impl FnMut() + '_ {
+    let mut last = Instant::now();
+    move || {
+        if last.elapsed() >= REFRESH_EVERY {
+            let _ = lock.refresh();
+            last = Instant::now();
+        }
     }
 }
 
@@ -97,7 +124,15 @@ fn wait_for<T>(
 /// # Errors
 /// See the module docs: `Stale` when another controller changed the cluster first, `Refused`
 /// / `Command` with corosync's own message otherwise.
-pub fn apply(t: &mut CorosyncTarget, step: &Step) -> Result<Applied, TargetError> {
+///
+/// `observed` is what the local corosync reported at the observation this step was planned
+/// from (at most [`super::LIVE_FRESH`] ago); a cluster-wide edit checks it instead of asking
+/// corosync again when it gets the lock at the first attempt (see [`edit`]).
+pub fn apply(
+    t: &mut CorosyncTarget,
+    step: &Step,
+    observed: Option<Live>,
+) -> Result<Applied, TargetError> {
     let start = Instant::now();
     let message = match &step.kind {
         StepKind::CreateCluster(c) => create(t, step, c)?,
@@ -107,43 +142,40 @@ pub fn apply(t: &mut CorosyncTarget, step: &Step) -> Result<Applied, TargetError
         StepKind::JoinNode(j) => edit(
             t,
             step,
-            j.from_version,
-            j.to_version,
-            &j.corosync_conf,
-            None,
+            Edit {
+                from: j.from_version,
+                to: j.to_version,
+                text: &j.corosync_conf,
+                rolling: None,
+                powered_off: None,
+                observed,
+            },
         )?,
-        StepKind::RemoveNode(r) => {
-            if local_status(t).is_some_and(|s| {
-                names_of(&read_master(t).ok().flatten().unwrap_or_default())
-                    .get(&r.node)
-                    .is_some_and(|id| s.members.iter().any(|m| m.0 == *id))
-            }) {
-                return Err(refused(
-                    step,
-                    format!(
-                        "{} is still in the membership; power it off (stop corosync) first",
-                        r.node
-                    ),
-                ));
-            }
-            edit(
-                t,
-                step,
-                r.from_version,
-                r.to_version,
-                &r.corosync_conf,
-                None,
-            )?
-        }
+        StepKind::RemoveNode(r) => edit(
+            t,
+            step,
+            Edit {
+                from: r.from_version,
+                to: r.to_version,
+                text: &r.corosync_conf,
+                rolling: None,
+                powered_off: Some(&r.node),
+                observed,
+            },
+        )?,
         StepKind::UpdateCorosync(u) => {
             let order = (u.method == Method::RollingRestart).then_some(u.restart_order.as_slice());
             edit(
                 t,
                 step,
-                u.from_version,
-                u.to_version,
-                &u.corosync_conf,
-                order,
+                Edit {
+                    from: u.from_version,
+                    to: u.to_version,
+                    text: &u.corosync_conf,
+                    rolling: order,
+                    powered_off: None,
+                    observed,
+                },
             )?
         }
         StepKind::SetExpectedVotes(e) => set_expected(t, step, e)?,
@@ -176,39 +208,43 @@ fn names_of(text: &str) -> BTreeMap<String, u32> {
 }
 
 /// Take the cfs lock of `file` in the shared directory as this node, waiting up to
-/// [`LOCK_WAIT`]; a lock still held then makes the step stale (re-plan).
+/// [`LOCK_WAIT`]; a lock still held then makes the step stale (re-plan). Also says whether it
+/// had to wait (the lock was held at the first attempt).
 fn lock_file(
     t: &CorosyncTarget,
     step: &Step,
     file: &str,
-    while_waiting: impl FnMut(),
-) -> Result<CfsLock, TargetError> {
+    mut while_waiting: impl FnMut(),
+) -> Result<(CfsLock, bool), TargetError> {
     let opts = LockOptions {
         timeout: LOCK_WAIT,
-        poll: POLL,
+        poll: FILE_POLL,
         ..LockOptions::default()
     };
     let id = lock_id_for_file(file);
-    CfsLock::acquire_as(&t.opts.shared, &id, &t.opts.node, &opts, while_waiting).map_err(
-        |e| match e {
-            LockError::Timeout { held, .. } => stale(
-                step,
-                format!(
-                    "the lock {id} is held by {} (refreshed {} s ago)",
-                    held.holder, held.age_secs
-                ),
+    let mut waited = false;
+    let lock = CfsLock::acquire_as(&t.opts.shared, &id, &t.opts.node, &opts, || {
+        waited = true;
+        while_waiting();
+    })
+    .map_err(|e| match e {
+        LockError::Timeout { held, .. } => stale(
+            step,
+            format!(
+                "the lock {id} is held by {} (refreshed {} s ago)",
+                held.holder, held.age_secs
             ),
-            other => other.into(),
-        },
-    )
+        ),
+        other => other.into(),
+    })?;
+    Ok((lock, waited))
 }
 
-fn lock_corosync(t: &CorosyncTarget, step: &Step) -> Result<CfsLock, TargetError> {
-    lock_file(t, step, MASTER_CONF, || {
-        // Keep replicating while waiting: the holder may be waiting for this node's sync.
-        let _ = observe::register(t, None);
-        let _ = observe::sync_now(t);
-    })
+/// The corosync.conf lock. While waiting for it this node keeps installing the master as it
+/// changes: the holder may be waiting for this node's sync record.
+fn lock_corosync(t: &CorosyncTarget, step: &Step) -> Result<(CfsLock, bool), TargetError> {
+    let mut replica = observe::Replica::new(t);
+    lock_file(t, step, MASTER_CONF, || replica.tick())
 }
 
 fn write_master(t: &CorosyncTarget, text: &str) -> Result<(), TargetError> {
@@ -228,15 +264,32 @@ fn rollback(t: &CorosyncTarget, old: &str) -> String {
     }
 }
 
-fn edit(
-    t: &CorosyncTarget,
-    step: &Step,
+/// A cluster-wide corosync.conf edit.
+struct Edit<'a> {
+    /// The master's version the step was planned from.
     from: u64,
+    /// The version of `text`.
     to: u64,
-    text: &str,
-    rolling: Option<&[String]>,
-) -> Result<String, TargetError> {
-    let lock = lock_corosync(t, step)?;
+    /// The new corosync.conf.
+    text: &'a str,
+    /// Restart these members one at a time after the reload (settings read only at startup).
+    rolling: Option<&'a [String]>,
+    /// A node the edit removes: it must be out of the membership (powered off).
+    powered_off: Option<&'a str>,
+    /// The local corosync as observed when the step was planned (fresh), if known.
+    observed: Option<Live>,
+}
+
+fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetError> {
+    let Edit {
+        from,
+        to,
+        text,
+        rolling,
+        powered_off,
+        observed,
+    } = e;
+    let (lock, waited) = lock_corosync(t, step)?;
     let old = read_master(t)?.ok_or_else(|| stale(step, "there is no master corosync.conf"))?;
     let cur = version_of(&old);
     if cur != from {
@@ -253,7 +306,13 @@ fn edit(
             format!("the new corosync.conf does not carry config_version {to}"),
         ));
     }
-    let live = observe::live(t);
+    // The lock was free at the first attempt and the master is still the planned one: nothing
+    // a controller does (every change takes this lock) can have happened since the observation
+    // the step was planned from, so it stands; after a wait, ask corosync again.
+    let live = match observed {
+        Some(l) if !waited => l,
+        _ => observe::live(t),
+    };
     let Some(st) = live.status.as_ref() else {
         return Err(refused(
             step,
@@ -273,6 +332,17 @@ fn edit(
         ));
     }
     let ids = names_of(&old);
+    if let Some(node) = powered_off {
+        if ids
+            .get(node)
+            .is_some_and(|id| st.members.iter().any(|m| m.0 == *id))
+        {
+            return Err(refused(
+                step,
+                format!("{node} is still in the membership; power it off (stop corosync) first"),
+            ));
+        }
+    }
     let by_id: BTreeMap<u32, String> = ids.iter().map(|(n, i)| (*i, n.clone())).collect();
     let members: Vec<String> = st
         .members
@@ -288,23 +358,18 @@ fn edit(
     write_master(t, text)?;
     sync_text(t, text, live.running_version)?;
     let want = (to, digest(text));
-    let synced = wait_for(
-        SYNC_WAIT,
-        || drop(lock.refresh()),
-        || {
-            let lagging: Vec<&String> = members
-                .iter()
-                .filter(|m| observe::read_record(t, m).as_ref() != Some(&want))
-                .collect();
-            lagging.is_empty().then_some(())
-        },
-    );
-    if synced.is_none() {
-        let lagging: Vec<String> = members
+    let lagging = || -> Vec<String> {
+        members
             .iter()
             .filter(|m| observe::read_record(t, m).as_ref() != Some(&want))
             .cloned()
-            .collect();
+            .collect()
+    };
+    let synced = wait_every(FILE_POLL, SYNC_WAIT, refresher(&lock), || {
+        lagging().is_empty().then_some(())
+    });
+    if synced.is_none() {
+        let lagging = lagging();
         let rb = rollback(t, &old);
         return Err(refused(
             step,
@@ -344,6 +409,8 @@ fn edit(
         rolling_restart(t, step, &lock, order, &ids, &members)?;
         message.push_str(&format!("; restarted {} one at a time", order.join(", ")));
     }
+    // Best effort: the next observation by any member publishes it too.
+    let _ = observe::republish(t);
     drop(lock);
     Ok(message)
 }
@@ -542,7 +609,7 @@ fn create(t: &CorosyncTarget, step: &Step, c: &CreateCluster) -> Result<String, 
     if c.founder != t.opts.node {
         return Err(refused(step, format!("runs on {}", c.founder)));
     }
-    let _lock = lock_corosync(t, step)?;
+    let (_lock, _) = lock_corosync(t, step)?;
     if read_master(t)?.is_some() {
         return Err(stale(step, "the master corosync.conf exists already"));
     }
@@ -634,7 +701,7 @@ fn set_expected(
     step: &Step,
     e: &SetExpectedVotes,
 ) -> Result<String, TargetError> {
-    let _lock = lock_corosync(t, step)?;
+    let (_lock, _) = lock_corosync(t, step)?;
     let st = local_status(t)
         .ok_or_else(|| refused(step, format!("corosync is not running on {}", t.opts.node)))?;
     if st.expected_votes != e.from {
@@ -686,7 +753,7 @@ fn set_datacenter(
     step: &Step,
     d: &SetDatacenter,
 ) -> Result<String, TargetError> {
-    let _lock = lock_file(t, step, crate::configfs::DATACENTER_CFG, || {})?;
+    let (_lock, _) = lock_file(t, step, crate::configfs::DATACENTER_CFG, || {})?;
     let path = t.opts.shared.join(crate::configfs::DATACENTER_CFG);
     let text = match fs::read_to_string(&path) {
         Ok(s) => s,

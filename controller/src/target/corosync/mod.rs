@@ -33,6 +33,7 @@ use crate::plan::step::{Step, StepKind};
 use crate::target::{Applied, Target, TargetError, TargetOptions};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Name of the master corosync.conf inside the shared directory.
 pub const MASTER_CONF: &str = "corosync.conf";
@@ -69,7 +70,20 @@ pub struct CorosyncOptions {
 #[derive(Debug, Clone)]
 pub struct CorosyncTarget {
     opts: CorosyncOptions,
+    /// What the local corosync reported at the last observation, and when. Routing decisions
+    /// ([`Target::can_run`]) and an uncontended lock holder use it while it is younger than
+    /// [`LIVE_FRESH`] instead of asking corosync again; applying a step consumes it.
+    live: Option<(Instant, observe::Live)>,
+    /// When corosync is down here: the members (as last published) that do not run the
+    /// master's config_version yet, as a sentence. A joining node starts corosync only once
+    /// they do: a node whose config_version differs from the running cluster's is turned away.
+    members_behind: Option<String>,
 }
+
+/// How long an observation of the local corosync stands in for a new one (see
+/// [`CorosyncTarget`]): a step's checks under the lock use it only when the lock was free at
+/// the first attempt, so nothing this controller's protocol changes can have happened since.
+pub const LIVE_FRESH: Duration = Duration::from_secs(1);
 
 fn systemd() -> bool {
     Path::new("/run/systemd/system").is_dir()
@@ -101,7 +115,27 @@ fn service_cmd(
 impl CorosyncTarget {
     /// A target from explicit options.
     pub fn new(opts: CorosyncOptions) -> CorosyncTarget {
-        CorosyncTarget { opts }
+        CorosyncTarget {
+            opts,
+            live: None,
+            members_behind: None,
+        }
+    }
+
+    /// The last observation of the local corosync, if younger than [`LIVE_FRESH`].
+    fn fresh_live(&self) -> Option<&observe::Live> {
+        self.live
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < LIVE_FRESH)
+            .map(|(_, l)| l)
+    }
+
+    /// The local quorum status: the fresh observation's, else corosync's now.
+    fn status_now(&self) -> Option<tools::QuorumStatus> {
+        match self.fresh_live() {
+            Some(l) => l.status.clone(),
+            None => observe::local_status(self),
+        }
     }
 
     /// The target the command line describes.
@@ -157,7 +191,7 @@ impl CorosyncTarget {
 
     /// Whether this node's corosync is running and in a quorate partition.
     fn quorate_member(&self) -> bool {
-        observe::local_status(self).is_some_and(|s| s.quorate)
+        self.status_now().is_some_and(|s| s.quorate)
     }
 }
 
@@ -171,11 +205,34 @@ impl Target for CorosyncTarget {
     }
 
     fn observe(&mut self) -> Result<Observed, TargetError> {
-        observe::observe(self)
+        self.live = None;
+        let (o, live) = observe::observe(self)?;
+        self.members_behind = match (&live.status, &o.corosync) {
+            (None, Some(_)) => {
+                let v = o.config_version();
+                let behind: Vec<String> = o
+                    .node_config_versions
+                    .iter()
+                    .filter(|(_, run)| **run != v)
+                    .map(|(n, run)| format!("{n} runs {run}"))
+                    .collect();
+                (!behind.is_empty()).then(|| {
+                    format!(
+                        "the members do not run the master corosync.conf (config_version {v}) yet: {}; their reload comes first",
+                        behind.join(", ")
+                    )
+                })
+            }
+            _ => None,
+        };
+        self.live = Some((Instant::now(), live));
+        Ok(o)
     }
 
     fn apply(&mut self, step: &Step) -> Result<Applied, TargetError> {
-        apply::apply(self, step)
+        // A step changes what corosync reports: the observation is used at most by this step.
+        let observed = self.live.take().filter(|(at, _)| at.elapsed() < LIVE_FRESH);
+        apply::apply(self, step, observed.map(|(_, l)| l))
     }
 
     /// Node-local steps run on their node; cluster-wide corosync steps on any quorate member
@@ -200,7 +257,10 @@ impl Target for CorosyncTarget {
             StepKind::CreateCluster(_) => Ok(()),
             StepKind::JoinNode(j) if j.via == j.node && j.from_version == j.to_version => {
                 if j.node == me {
-                    Ok(())
+                    match &self.members_behind {
+                        Some(why) => Err(why.clone()),
+                        None => Ok(()),
+                    }
                 } else {
                     Err(format!(
                         "{} installs corosync.conf and starts corosync itself (its controller runs it)",
@@ -216,7 +276,7 @@ impl Target for CorosyncTarget {
                 member()
             }
             // `corosync-quorumtool -e` is how an inquorate partition regains quorum.
-            StepKind::SetExpectedVotes(_) if observe::local_status(self).is_some() => Ok(()),
+            StepKind::SetExpectedVotes(_) if self.status_now().is_some() => Ok(()),
             StepKind::SetExpectedVotes(_) => Err(format!(
                 "`{}` runs on a node whose corosync is running ({me}'s is not)",
                 step.summary
@@ -228,6 +288,64 @@ impl Target for CorosyncTarget {
             StepKind::Wait(_) => Err("a gate is never applied".into()),
         }
     }
+
+    /// Polls the shared directory (`stat`s only) every 10 ms until the master, the
+    /// corosync.conf lock or the published membership changes.
+    fn await_change(&mut self, limit: Duration) {
+        let lock = self
+            .opts
+            .shared
+            .join(pve_gitops_schema::pmxcfs::LOCK_DIR)
+            .join(pve_gitops_schema::pmxcfs::lock_id_for_file(MASTER_CONF));
+        let paths = [
+            self.master_path(),
+            lock.join(crate::cfs_lock::OWNER_FILE),
+            self.opts.shared.join(MEMBERSHIP_FILE),
+        ];
+        let sig = || paths.iter().map(|p| file_sig(p)).collect::<Vec<_>>();
+        let first = sig();
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            std::thread::sleep(limit.saturating_sub(start.elapsed()).min(CHANGE_POLL));
+            if sig() != first {
+                return;
+            }
+        }
+    }
+
+    /// The corosync.conf lock held by another node's controller that refreshed it within
+    /// [`BUSY_FRESH`] (a holder refreshes it at least every 5 s; an older lock is a dead
+    /// controller's, waited for by nobody until it is taken over).
+    fn busy_elsewhere(&self, observed: &Observed) -> Option<String> {
+        observed.lock.as_ref()?;
+        let held = crate::cfs_lock::holder(
+            &self.opts.shared,
+            &pve_gitops_schema::pmxcfs::lock_id_for_file(MASTER_CONF),
+        )?;
+        (held.holder != self.opts.node && Duration::from_secs(held.age_secs) < BUSY_FRESH).then(
+            || {
+                format!(
+                    "{}'s controller holds the corosync.conf lock (a step in progress)",
+                    held.holder
+                )
+            },
+        )
+    }
+}
+
+/// A corosync.conf lock refreshed longer ago than this is not "another controller at work".
+pub const BUSY_FRESH: Duration = Duration::from_secs(15);
+
+/// How often [`CorosyncTarget`]'s `await_change` looks at the shared directory.
+const CHANGE_POLL: Duration = Duration::from_millis(10);
+
+/// (modified, length, inode) of a file; None when it does not exist. A file replaced by
+/// rename gets a new inode, so every `.new` + rename write shows.
+pub(crate) fn file_sig(path: &Path) -> Option<(Option<std::time::SystemTime>, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.modified().ok(), m.len(), m.ino()))
 }
 
 /// A short, stable digest of a text (FNV-1a 64), for sync records. Not cryptographic: it only

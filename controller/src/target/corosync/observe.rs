@@ -107,31 +107,52 @@ pub fn running_version() -> Option<u64> {
         .and_then(tools::CmapEntry::as_u64)
 }
 
-/// The running config_version of every node in `members`, from `runtime.members`.
-pub fn member_versions(members: &BTreeSet<u32>) -> BTreeMap<u32, u64> {
-    let Ok(out) = tools::run(
-        &[tool("corosync-cmapctl"), "runtime.members".into()],
-        TOOL_TIMEOUT,
-    ) else {
-        return BTreeMap::new();
+/// cmap `totem.config_version` and the `runtime.members.<id>.config_version` of every node
+/// there (including nodes that left), in one `corosync-cmapctl` call (it takes several key
+/// prefixes).
+fn running_and_member_versions() -> (Option<u64>, BTreeMap<u32, u64>) {
+    let argv = [
+        tool("corosync-cmapctl"),
+        "totem.config_version".into(),
+        "runtime.members".into(),
+    ];
+    let Ok(out) = tools::run(&argv, TOOL_TIMEOUT) else {
+        return (None, BTreeMap::new());
     };
-    tools::parse_cmap(&out.stdout)
-        .map(|e| tools::member_config_versions(&e))
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(id, _)| members.contains(id))
-        .collect()
+    if !out.success() {
+        return (None, BTreeMap::new());
+    }
+    let entries = tools::parse_cmap(&out.stdout).unwrap_or_default();
+    let running = entries
+        .iter()
+        .find(|e| e.key == "totem.config_version")
+        .and_then(tools::CmapEntry::as_u64);
+    (
+        running,
+        tools::member_config_versions(&entries)
+            .into_iter()
+            .collect(),
+    )
 }
 
-/// Everything the local corosync reports.
+/// Everything the local corosync reports: `corosync-quorumtool -s -p` and one
+/// `corosync-cmapctl` call, run side by side (each tool call opens its own IPC connections to
+/// corosync and takes 5-20 ms; they are independent).
 pub fn live(t: &CorosyncTarget) -> Live {
-    let Some(status) = local_status(t) else {
+    let cmap = std::thread::spawn(running_and_member_versions);
+    let status = local_status(t);
+    let (running, versions) = cmap.join().unwrap_or_default();
+    let Some(status) = status else {
         return Live::default();
     };
     let ids: BTreeSet<u32> = status.members.iter().map(|m| m.0).collect();
     Live {
-        running_version: running_version(),
-        member_versions: member_versions(&ids),
+        running_version: running,
+        // runtime.members keeps nodes that left: only the membership's count.
+        member_versions: versions
+            .into_iter()
+            .filter(|(id, _)| ids.contains(id))
+            .collect(),
         status: Some(status),
     }
 }
@@ -221,15 +242,50 @@ pub fn sync_text(
     Ok(wrote)
 }
 
-/// Sync the current master now (used while waiting for the lock or for other nodes).
-///
-/// # Errors
-/// As [`sync_text`].
-pub fn sync_now(t: &CorosyncTarget) -> Result<(), TargetError> {
-    if let Some(master) = read_master(t)? {
-        sync_text(t, &master, running_version())?;
+/// Keeps this node a current replica while its controller waits (for the lock): every
+/// [`Replica::tick`] looks at the master's metadata (one `stat`) and installs it when it
+/// changed, so a lock holder waiting for this node's sync record sees it within a tick; the
+/// host registration is renewed every [`REGISTER_EVERY`].
+pub struct Replica<'a> {
+    t: &'a CorosyncTarget,
+    /// (modified, length, inode) of the master last installed (None: not yet looked).
+    seen: Option<(Option<SystemTime>, u64, u64)>,
+    registered: Option<std::time::Instant>,
+}
+
+/// How often a waiting controller renews its host registration (the TTL is [`HOST_TTL`]).
+pub const REGISTER_EVERY: Duration = Duration::from_secs(10);
+
+impl<'a> Replica<'a> {
+    /// A replica of `t`'s master on `t`'s node; the first tick installs the master.
+    pub fn new(t: &'a CorosyncTarget) -> Replica<'a> {
+        Replica {
+            t,
+            seen: None,
+            registered: None,
+        }
     }
-    Ok(())
+
+    /// Install the master if it changed since the last tick (errors are left for the next
+    /// observation to report); renew the registration when due.
+    pub fn tick(&mut self) {
+        if self
+            .registered
+            .is_none_or(|at| at.elapsed() >= REGISTER_EVERY)
+        {
+            let _ = register(self.t, None);
+            self.registered = Some(std::time::Instant::now());
+        }
+        let sig = super::file_sig(&self.t.master_path());
+        if sig.is_none() || sig == self.seen {
+            return;
+        }
+        if let Ok(Some(master)) = read_master(self.t) {
+            if sync_text(self.t, &master, running_version()).is_ok() {
+                self.seen = sig;
+            }
+        }
+    }
 }
 
 /// Register this host: write `TIMESTAMP running|stopped` to `DIR/priv/pve-gitops/hosts/NAME`
@@ -379,11 +435,32 @@ fn publish(t: &CorosyncTarget, p: &Published) -> Result<(), TargetError> {
         .map_err(io_write(&path))
 }
 
-/// Read the live state (and replicate; see the module docs).
+/// Publish the membership as corosync reports it now (a lock holder does this after a change,
+/// before releasing the lock, so that nodes whose corosync is down never see the new master
+/// next to the members' old versions once the lock is free).
+///
+/// # Errors
+/// The master does not parse, or the file cannot be written.
+pub fn republish(t: &CorosyncTarget) -> Result<(), TargetError> {
+    let Some(master) = read_master(t)? else {
+        return Ok(());
+    };
+    let doc = Document::parse(&master).map_err(|e| TargetError::Parse {
+        path: t.master_path(),
+        message: e.to_string(),
+    })?;
+    match published(t, Some(&doc), &live(t)) {
+        Some(p) => publish(t, &p),
+        None => Ok(()),
+    }
+}
+
+/// Read the live state (and replicate; see the module docs). Also returns what the local
+/// corosync reported.
 ///
 /// # Errors
 /// The shared directory cannot be read or written, or the master corosync.conf does not parse.
-pub fn observe(t: &CorosyncTarget) -> Result<Observed, TargetError> {
+pub fn observe(t: &CorosyncTarget) -> Result<(Observed, Live), TargetError> {
     let live = live(t);
     register(t, Some(live.status.is_some()))?;
     let master = read_master(t)?;
@@ -472,7 +549,7 @@ pub fn observe(t: &CorosyncTarget) -> Result<Observed, TargetError> {
         &pve_gitops_schema::pmxcfs::lock_id_for_file(MASTER_CONF),
     )
     .map(|h| h.holder);
-    Ok(o)
+    Ok((o, live))
 }
 
 #[cfg(test)]
