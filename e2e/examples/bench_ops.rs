@@ -6,14 +6,15 @@
 //! second knet link — and each of N repetitions, two trials on fresh clusters:
 //!
 //! - **pve-gitops**: the new manifest is in place; at t0 `reconcile` starts on every node at once
-//!   and is re-run on each node until all are quiet (exactly what `e2e/tests/scenarios.rs`
-//!   calls `converge`: the per-node controllers' steady state).
+//!   and is run again on a node when something changed since its last quiet run, until all are
+//!   quiet (exactly what `e2e/tests/scenarios.rs` calls `converge`: the per-node controllers'
+//!   steady state; the rule is `pve_gitops_e2e::service::due`).
 //! - **raw**: at t0 the bench writes the new corosync.conf to every node (`.new` + rename), runs
 //!   `corosync-cfgtool -R` on node 1 and, for the join, starts corosync on node 4 (the same
 //!   start script the controllers use).
 //!
-//! Both end at the **verified end state**, checked by the same poller (every 100 ms, started at
-//! t0) with corosync's own tools on every member: `corosync-quorumtool -s -p` shows exactly the
+//! Both end at the **verified end state**, checked by the same poller (a pass every 20 ms,
+//! started at t0) with corosync's own tools on every member: `corosync-quorumtool -s -p` shows exactly the
 //! expected members, quorate, expected and total votes = member count; cmap
 //! `totem.config_version` is the new version on every member; for the link add
 //! `corosync-cfgtool -n` shows link 1 connected to every other member. The raw trial uses
@@ -479,9 +480,9 @@ impl Ctl {
         })
     }
 
-    /// `reconcile` on every node of `nodes` at once, again and again, until all of them exit 0
-    /// without applying anything in runs started after the last change anywhere
-    /// (e2e/tests/scenarios.rs `converge`).
+    /// `reconcile` on every node of `nodes` at once, and again on a node whenever it is due
+    /// (`service::due`), until all of them exit 0 without applying anything in runs started
+    /// after the last change anywhere (e2e/tests/scenarios.rs `converge`).
     fn converge(&self, h: &Harness, nodes: &[usize]) -> R<Vec<Run>> {
         let runs: Mutex<Vec<Run>> = Mutex::new(Vec::new());
         let problems: Mutex<Vec<String>> = Mutex::new(Vec::new());

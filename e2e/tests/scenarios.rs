@@ -200,9 +200,11 @@ impl Cluster {
         }
     }
 
-    /// Run `reconcile` on every node of `nodes` at once, again and again, until all of them
-    /// exit 0 without applying anything in runs started after the last change anywhere (the
-    /// per-node daemons' steady state). Panics on exit 2 or time-out, printing every run.
+    /// Run `reconcile` on every node of `nodes` at once, and again on a node whenever it is due
+    /// (`service::due`: something changed since its last quiet run, or that run is 500 ms
+    /// old), until all of them exit 0 without applying anything in runs started after the last
+    /// change anywhere (the per-node daemons' steady state). Panics on exit 2 or time-out,
+    /// printing every run.
     fn converge(&self, nodes: &[usize]) -> Vec<Run> {
         let runs: Mutex<Vec<Run>> = Mutex::new(Vec::new());
         let deadline = Instant::now() + CONVERGE_TIMEOUT;
