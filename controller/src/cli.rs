@@ -85,9 +85,10 @@ pub enum Command {
         /// Stop after this many applied steps.
         #[arg(long, default_value_t = 10_000, hide = true)]
         max_steps: usize,
-        /// When the next step must run on another node, or another node's controller holds the
-        /// cluster lock mid-step, wait this long for it (re-observing) before stopping with
-        /// exit 1; `0s`: stop at once. Per-node controllers started together finish together.
+        /// Targets with a controller on every node (corosync, pve): when the next step must
+        /// run on another node, or another node's controller holds the cluster lock mid-step,
+        /// wait this long for it (re-observing) before stopping with exit 1; `0s`: stop at
+        /// once. Controllers started together on every node finish together.
         #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = pve_gitops::daemon::parse_duration)]
         peer_wait: std::time::Duration,
     },

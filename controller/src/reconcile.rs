@@ -21,8 +21,9 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 
 /// How often a run that waits for other controllers re-observes, on targets that cannot tell
-/// when the cluster changed ([`Target::await_change`]).
-pub const PEER_POLL: Duration = Duration::from_millis(50);
+/// when the cluster changed ([`Target::await_change`]; observing a PVE node runs `pvecm` or
+/// calls its API, so not too often).
+pub const PEER_POLL: Duration = Duration::from_secs(1);
 /// The longest a waiting run goes without re-observing, on targets that can tell.
 pub const AWAIT_CHANGE: Duration = Duration::from_secs(1);
 
@@ -234,7 +235,7 @@ pub fn run_with(
                 // Another controller's turn (its node's step, or its step in progress):
                 // wait for it, when allowed, instead of stopping.
                 let why = match &outcome {
-                    Outcome::WaitingForNode { what } => Some(what.clone()),
+                    Outcome::WaitingForNode { what } if target.per_node() => Some(what.clone()),
                     // In sync included: another controller's step in progress (a rolling
                     // restart) may still need this node (to start its corosync again).
                     Outcome::StoppedAtGate { .. } | Outcome::Refused | Outcome::InSync => {

@@ -55,6 +55,8 @@ struct OnNode {
     me: String,
     their_delay: usize,
     busy: usize,
+    /// One controller per node (else a step for another node needs the operator).
+    per_node: bool,
     observes: usize,
     /// Steps the other controllers applied.
     theirs: Vec<String>,
@@ -70,6 +72,7 @@ impl OnNode {
             me: me.into(),
             their_delay,
             busy: 0,
+            per_node: true,
             observes: 0,
             theirs: Vec::new(),
             foreign_since: None,
@@ -113,8 +116,16 @@ impl Target for OnNode {
         }
     }
 
+    fn per_node(&self) -> bool {
+        self.per_node
+    }
+
     fn busy_elsewhere(&self, _observed: &Observed) -> Option<String> {
         (self.observes <= self.busy).then(|| "z holds the lock".to_string())
+    }
+
+    fn await_change(&mut self, limit: Duration) {
+        std::thread::sleep(limit.min(Duration::from_millis(5)));
     }
 }
 
@@ -267,4 +278,19 @@ fn in_sync_waits_while_another_controller_is_mid_step() {
         (report.outcome, on_b.observes, waits.len()),
         (Outcome::InSync, 1, 0)
     );
+}
+
+#[test]
+fn a_target_with_one_controller_for_the_cluster_never_waits_for_another_node() {
+    let t = Tmp::new("peer-wait-single");
+    let c = cluster(THREE);
+    let mut on_b = OnNode::new(sim3(&t), &c, "b", 3);
+    on_b.per_node = false;
+    let (report, waits) = run(&mut on_b, Duration::from_secs(30));
+    assert!(
+        matches!(report.outcome, Outcome::WaitingForNode { .. }),
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!((on_b.observes, waits.len()), (1, 0));
 }

@@ -104,6 +104,14 @@ pub trait Target {
         Ok(())
     }
 
+    /// Whether this target runs as one controller per node, so that a step `can_run` leaves
+    /// to another node is that node's controller's to run (and worth waiting for). The
+    /// default: no (one controller reaches the whole cluster; a step it cannot run needs the
+    /// operator).
+    fn per_node(&self) -> bool {
+        false
+    }
+
     /// Whether another controller is changing the cluster right now (it holds the cluster
     /// lock), so that `observed` may show its step half done; `Some` says who. A run with
     /// [`crate::reconcile::Options::peer_wait`] that would stop waits for it instead. The

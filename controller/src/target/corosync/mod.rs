@@ -289,6 +289,10 @@ impl Target for CorosyncTarget {
         }
     }
 
+    fn per_node(&self) -> bool {
+        true
+    }
+
     /// Polls the shared directory (`stat`s only) every 10 ms until the master, the
     /// corosync.conf lock or the published membership changes.
     fn await_change(&mut self, limit: Duration) {

@@ -287,6 +287,11 @@ impl Target for PveTarget {
         apply::apply(self, step)
     }
 
+    /// A controller on every node, each running its node's steps.
+    fn per_node(&self) -> bool {
+        true
+    }
+
     fn can_run(&self, step: &Step) -> Result<(), String> {
         let Some(seen) = &self.seen else {
             return Ok(());
