@@ -46,6 +46,20 @@ fn sim3(t: &Tmp) -> SimTarget {
     SimTarget::new(t.path())
 }
 
+/// Three hosts clustered as `c` says, by one controller that reaches them all.
+fn clustered3(t: &Tmp, c: &Cluster) {
+    let mut all = sim3(t);
+    let r = reconcile::run(
+        c,
+        &mut all,
+        Mode::Apply { max_steps: 100 },
+        &|| false,
+        &mut |_| {},
+    )
+    .expect("create");
+    assert_eq!(r.outcome, Outcome::InSync);
+}
+
 /// The controller on `me` (planning for `cluster`): steps on other nodes are "theirs". Their
 /// controller applies such a step once this one has observed it `their_delay` more times;
 /// the first `busy` observations report another controller mid-step.
@@ -213,16 +227,7 @@ fn a_gate_waits_only_while_another_controller_is_mid_step() {
     let t = Tmp::new("peer-wait-gate");
     let c = cluster(THREE);
     // Build the cluster, then ask for `c` to be removed while it runs: the power-off gate.
-    let mut all = sim3(&t);
-    let r = reconcile::run(
-        &c,
-        &mut all,
-        Mode::Apply { max_steps: 100 },
-        &|| false,
-        &mut |_| {},
-    )
-    .expect("create");
-    assert_eq!(r.outcome, Outcome::InSync);
+    clustered3(&t, &c);
     let absent = cluster(&THREE.replace(
         "      ring0_addr: 10.9.0.3\n",
         "      ring0_addr: 10.9.0.3\n      state: absent\n",
@@ -253,15 +258,7 @@ fn a_gate_waits_only_while_another_controller_is_mid_step() {
 fn in_sync_waits_while_another_controller_is_mid_step() {
     let t = Tmp::new("peer-wait-in-sync");
     let c = cluster(THREE);
-    let mut all = sim3(&t);
-    reconcile::run(
-        &c,
-        &mut all,
-        Mode::Apply { max_steps: 100 },
-        &|| false,
-        &mut |_| {},
-    )
-    .expect("create");
+    clustered3(&t, &c);
     // In sync, but another controller holds the lock for two more observations: its step
     // (a rolling restart) may still need this node.
     let mut on_b = OnNode::new(SimTarget::new(t.path()), &c, "b", 0);
