@@ -48,6 +48,8 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const OP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Poll interval of the end-state verifier (both modes).
 const VERIFY_POLL: Duration = Duration::from_millis(20);
+/// A join trial slower than this (seconds) prints the new node's corosync log.
+const SLOW_JOIN: f64 = 4.0;
 /// Poll interval of the shared-directory observer (file reads only, no processes).
 const SHARED_POLL: Duration = Duration::from_millis(10);
 
@@ -714,6 +716,7 @@ fn gitops_trial(op: Op, prefix: &str, bin: &Path) -> R<(Sample, Texts)> {
         }
         Ok(per)
     })?;
+    slow_join_log(&h, op, "pve-gitops", &sample);
     let after = c.master();
     if version_of(&after) != Some(from + 1) {
         return Err(format!(
@@ -805,8 +808,20 @@ fn raw_trial(op: Op, prefix: &str, texts: &Texts) -> R<Sample> {
         }
         Ok(BTreeMap::new())
     })?;
+    slow_join_log(&h, op, "raw", &sample);
     h.teardown().map_err(err)?;
     Ok(sample)
+}
+
+/// A join slower than [`SLOW_JOIN`]: the new node's corosync log to stderr, to see why.
+fn slow_join_log(h: &Harness, op: Op, mode: &str, sample: &Sample) {
+    if op == Op::Join && sample.verified > SLOW_JOIN {
+        eprintln!(
+            "SLOW JOIN ({mode}, {:.2} s): the new node's log\n{}",
+            sample.verified,
+            h.log_tail(4, 60)
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
