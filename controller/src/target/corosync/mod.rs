@@ -294,7 +294,8 @@ impl Target for CorosyncTarget {
     }
 
     /// Polls the shared directory (`stat`s only) every 10 ms until the master, the
-    /// corosync.conf lock or the published membership changes.
+    /// corosync.conf lock or the published membership changes; a new master is installed here
+    /// straight away.
     fn await_change(&mut self, limit: Duration) {
         let lock = self
             .opts
@@ -308,9 +309,13 @@ impl Target for CorosyncTarget {
         ];
         let sig = || paths.iter().map(|p| file_sig(p)).collect::<Vec<_>>();
         let first = sig();
+        // A new master is installed at once, before the caller's observation (which asks
+        // corosync first): the lock holder is waiting for this node's sync record.
+        let mut replica = observe::Replica::from_now(self);
         let start = Instant::now();
         while start.elapsed() < limit {
             std::thread::sleep(limit.saturating_sub(start.elapsed()).min(CHANGE_POLL));
+            replica.tick();
             if sig() != first {
                 return;
             }

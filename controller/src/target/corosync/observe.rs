@@ -248,8 +248,9 @@ pub fn sync_text(
 /// host registration is renewed every [`REGISTER_EVERY`].
 pub struct Replica<'a> {
     t: &'a CorosyncTarget,
-    /// (modified, length, inode) of the master last installed (None: not yet looked).
-    seen: Option<(Option<SystemTime>, u64, u64)>,
+    /// (modified, length, inode) of the master last installed (None: not yet looked; Some(None):
+    /// there was no master).
+    seen: Option<Option<(Option<SystemTime>, u64, u64)>>,
     registered: Option<std::time::Instant>,
 }
 
@@ -266,6 +267,16 @@ impl<'a> Replica<'a> {
         }
     }
 
+    /// A replica that acts only on changes from now on (the master as it is now counts as
+    /// installed: the observation that just ran synced it).
+    pub fn from_now(t: &'a CorosyncTarget) -> Replica<'a> {
+        Replica {
+            t,
+            seen: Some(super::file_sig(&t.master_path())),
+            registered: Some(std::time::Instant::now()),
+        }
+    }
+
     /// Install the master if it changed since the last tick (errors are left for the next
     /// observation to report); renew the registration when due.
     pub fn tick(&mut self) {
@@ -277,12 +288,16 @@ impl<'a> Replica<'a> {
             self.registered = Some(std::time::Instant::now());
         }
         let sig = super::file_sig(&self.t.master_path());
-        if sig.is_none() || sig == self.seen {
+        if self.seen.as_ref() == Some(&sig) {
+            return;
+        }
+        if sig.is_none() {
+            self.seen = Some(None);
             return;
         }
         if let Ok(Some(master)) = read_master(self.t) {
             if sync_text(self.t, &master, running_version()).is_ok() {
-                self.seen = sig;
+                self.seen = Some(sig);
             }
         }
     }
@@ -587,6 +602,34 @@ mod tests {
         }
         s.push_str("}\n");
         s
+    }
+
+    #[test]
+    fn replica_installs_a_new_master_and_nothing_else() {
+        let (t, root) = target("replica");
+        fs::write(t.master_path(), conf(3, &["pve1", "pve2"])).unwrap();
+        // from_now: the current master counts as installed; a tick with no change writes nothing.
+        let mut r = Replica::from_now(&t);
+        r.tick();
+        assert!(!t.opts.local_conf.exists());
+        assert_eq!(read_record(&t, "pve2"), None);
+        // A new master (written the way every writer does: .new + rename) is installed.
+        let m4 = conf(4, &["pve1", "pve2"]);
+        atomic_write(&t.master_path(), m4.as_bytes()).unwrap();
+        r.tick();
+        assert_eq!(fs::read_to_string(&t.opts.local_conf).unwrap(), m4);
+        assert_eq!(read_record(&t, "pve2"), Some((4, digest(&m4))));
+        // A master without this node is not installed.
+        let m5 = conf(5, &["pve1"]);
+        atomic_write(&t.master_path(), m5.as_bytes()).unwrap();
+        r.tick();
+        assert_eq!(fs::read_to_string(&t.opts.local_conf).unwrap(), m4);
+        // A fresh replica installs what is there on its first tick.
+        fs::remove_file(&t.opts.local_conf).unwrap();
+        atomic_write(&t.master_path(), m4.as_bytes()).unwrap();
+        Replica::new(&t).tick();
+        assert_eq!(fs::read_to_string(&t.opts.local_conf).unwrap(), m4);
+        let _ = fs::remove_dir_all(root);
     }
 
     #[test]
