@@ -256,6 +256,12 @@ pub struct WatchArgs {
     /// Pause after every applied step (tests, benchmarks).
     #[arg(long, value_name = "DURATION", hide = true, value_parser = pve_gitops::daemon::parse_duration)]
     pub step_pause: Option<std::time::Duration>,
+    /// corosync target (one daemon on every node, each step locked by itself): how long a
+    /// run waits for the other nodes' daemons — the next step is another node's, or another daemon holds the
+    /// corosync.conf lock mid-step (it may need this node: to install the new master, to start
+    /// corosync again in a rolling restart) — before it stops (see `reconcile --peer-wait`).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = pve_gitops::daemon::parse_duration)]
+    pub peer_wait: std::time::Duration,
 }
 
 /// How to reach the cluster (`--target` and its options).

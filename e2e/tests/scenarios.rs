@@ -183,6 +183,48 @@ impl Cluster {
         a
     }
 
+    /// Start `pve-gitops watch` on node `i`: the manifest file as the source, the same target
+    /// options as [`Cluster::args`], its own state directory; output to `watch.log` there.
+    fn spawn_watch(&self, i: usize) -> std::process::Child {
+        let root = self.h.node_root(i).expect("node");
+        let mut a = self.args(i, &[]);
+        a.splice(
+            0..3,
+            [
+                "watch".to_string(),
+                "--source".into(),
+                self.manifest.display().to_string(),
+            ],
+        );
+        a.extend([
+            "--state-dir".to_string(),
+            root.join("watch-state").display().to_string(),
+            "--gate-interval".into(),
+            "2s".into(),
+        ]);
+        self.h
+            .spawn_on_node(i, &self.bin, a, &[], &root.join("watch.log"))
+            .expect("spawn watch")
+    }
+
+    /// SIGTERM a daemon and wait for its graceful exit (SIGKILL after 30 s); its log tail.
+    fn stop_watch(&self, i: usize, mut d: std::process::Child) -> String {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &d.id().to_string()])
+            .status();
+        let ok = wait_until(Duration::from_secs(30), || {
+            d.try_wait().ok().flatten().is_some()
+        });
+        if ok.is_err() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        let log = fs::read_to_string(self.h.node_root(i).expect("node").join("watch.log"))
+            .unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
     /// One `reconcile` (or with `extra` args, e.g. `--dry-run`) on node `i`.
     fn reconcile(&self, i: usize, extra: &[&str]) -> Run {
         let started = Instant::now();
@@ -764,4 +806,70 @@ fn e_refusals_change_nothing() {
         c.assert_in_sync(i);
     }
     note("e", "total", t0);
+}
+
+/// The `watch` daemons as the per-node controllers: one on every node, the manifest file as
+/// their source. A manifest change that needs a rolling restart (link_mode) is carried out by
+/// the daemons alone — the one holding the corosync.conf lock reloads and restarts the others
+/// one at a time, each node's own daemon starts its corosync again — without losing quorum.
+#[test]
+fn f_watch_daemons_rolling_restart() {
+    let Some(c) = Cluster::new("scf", 3, 1) else {
+        return;
+    };
+    let t0 = Instant::now();
+    create(&c, &[1, 2, 3], |i| vec![c.addr(i, 0)]);
+    note("f", "create 3 nodes", t0);
+    let v0 = c.running_version(1);
+    let pid = |i: usize| {
+        fs::read_to_string(c.h.node_root(i).expect("root").join("run/e2e-corosync.pid"))
+            .unwrap_or_default()
+    };
+    let pids: Vec<String> = (1..=3).map(pid).collect();
+    let daemons: Vec<_> = (1..=3).map(|i| c.spawn_watch(i)).collect();
+    // Let them start (and find the cluster in sync) before the change.
+    thread::sleep(Duration::from_secs(2));
+    let t1 = Instant::now();
+    let nodes: Vec<_> = (1..=3).map(|i| (i, vec![c.addr(i, 0)], false)).collect();
+    c.manifest(&nodes, "    rrp_mode: active\n", "");
+    let done = |i: usize| {
+        pid(i) != pids[i - 1]
+            && c.h
+                .cmap_get(i, "totem.link_mode")
+                .ok()
+                .flatten()
+                .is_some_and(|e| e.value == "active")
+            && c.h
+                .quorum_status(i)
+                .is_ok_and(|s| s.quorate && s.member_ids() == [1, 2, 3])
+    };
+    let stop = AtomicBool::new(false);
+    let (reached, (polls, bad)) = thread::scope(|s| {
+        let poller = s.spawn(|| poll_quorum(&c, &[1, 2, 3], &stop));
+        let reached = wait_until(Duration::from_secs(180), || (1..=3).all(done));
+        stop.store(true, Ordering::Relaxed);
+        (reached, poller.join().expect("poller"))
+    });
+    let logs: Vec<String> = daemons
+        .into_iter()
+        .enumerate()
+        .map(|(k, d)| format!("--- watch on pve{} ---\n{}", k + 1, c.stop_watch(k + 1, d)))
+        .collect();
+    assert!(
+        reached.is_ok(),
+        "the daemons did not restart every node with link_mode active: {:?}\n{}",
+        (1..=3)
+            .map(|i| (pid(i) != pids[i - 1], done(i)))
+            .collect::<Vec<_>>(),
+        logs.join("\n")
+    );
+    note("f", "link_mode active by the daemons' rolling restart", t1);
+    assert!(polls > 0);
+    assert!(bad.is_empty(), "quorum lost during the change: {bad:?}");
+    assert_eq!(c.running_version(1), v0 + 1);
+    all_same(&c, &[1, 2, 3]);
+    for i in 1..=3 {
+        c.assert_in_sync(i);
+    }
+    note("f", "total", t0);
 }

@@ -132,6 +132,7 @@ pub fn config(args: &WatchArgs) -> Result<Config> {
     cfg.holder = daemon::default_holder(args.target.node.as_deref());
     cfg.max_steps = args.max_steps;
     cfg.step_pause = args.step_pause.unwrap_or(Duration::ZERO);
+    cfg.peer_wait = args.peer_wait;
     for (name, d) in [
         ("--interval", args.interval),
         ("--poll-interval", args.poll_interval),

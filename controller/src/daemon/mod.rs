@@ -107,6 +107,9 @@ pub struct Config {
     pub step_pause: Duration,
     /// Watch the target's live config files for changes by others.
     pub watch_target: bool,
+    /// Per-node targets (corosync, pve): how long a run waits for the other nodes'
+    /// controllers (`reconcile::Options::peer_wait`).
+    pub peer_wait: Duration,
 }
 
 impl Config {
@@ -128,6 +131,7 @@ impl Config {
             max_steps: 10_000,
             step_pause: Duration::ZERO,
             watch_target: true,
+            peer_wait: Duration::from_secs(60),
         }
     }
 }

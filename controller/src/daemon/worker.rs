@@ -555,6 +555,7 @@ impl Worker {
         let holder = self.cfg.holder.clone();
         let graceful = self.graceful.clone();
         let pause = self.cfg.step_pause;
+        let peer_wait = self.cfg.peer_wait;
         let watched = target_files(&opts);
         let task = tokio::task::spawn_blocking(move || -> Result<Run, String> {
             let (mut tgt, note) =
@@ -562,8 +563,14 @@ impl Worker {
             if let Some(n) = note {
                 tracing::info!("{n}");
             }
+            // A target that locks every cluster-wide step itself (corosync) needs no lock of
+            // the daemons, and its daemons wait for each other inside a run: one holding a
+            // lock for its whole run would keep the others from installing its new master or
+            // starting their corosync again in its rolling restart. With the other targets one
+            // daemon applies at a time.
+            let self_locking = tgt.locks_each_step();
             let guard = match (mode, lock_root(&opts)) {
-                (Mode::Apply { .. }, Some(root)) => {
+                (Mode::Apply { .. }, Some(root)) if !self_locking => {
                     let once = LockOptions::try_once();
                     match CfsLock::acquire_as(&root, CONTROLLER_LOCK, &holder, &once, || {}) {
                         Ok(g) => Some(g),
@@ -596,7 +603,21 @@ impl Worker {
                 Event::Replanning(e) => tracing::info!("{e}"),
                 Event::Waiting(why) => tracing::info!("waiting: {why}"),
             };
-            let result = reconcile::run(&cluster, tgt.as_mut(), mode, &cancelled, &mut on_event);
+            let options = reconcile::Options {
+                peer_wait: if self_locking {
+                    peer_wait
+                } else {
+                    Duration::ZERO
+                },
+            };
+            let result = reconcile::run_with(
+                &cluster,
+                tgt.as_mut(),
+                mode,
+                options,
+                &cancelled,
+                &mut on_event,
+            );
             let config_version = tgt.observe().ok().map(|o| o.config_version());
             drop(guard);
             let hashes = watched

@@ -112,6 +112,14 @@ pub trait Target {
         false
     }
 
+    /// Whether this target takes a cluster-wide lock for every cluster-wide step itself and
+    /// re-checks its starting point under it, so that controllers on several nodes may apply
+    /// at the same time (each step still runs once). The `watch` daemons then take no lock of
+    /// their own for a run, and wait for each other inside it. The default: no.
+    fn locks_each_step(&self) -> bool {
+        false
+    }
+
     /// Whether another controller is changing the cluster right now (it holds the cluster
     /// lock), so that `observed` may show its step half done; `Some` says who. A run with
     /// [`crate::reconcile::Options::peer_wait`] that would stop waits for it instead. The

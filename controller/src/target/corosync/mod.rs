@@ -293,6 +293,12 @@ impl Target for CorosyncTarget {
         true
     }
 
+    /// Every cluster-wide step takes `file-corosync_conf` (or `file-datacenter_cfg`) and
+    /// re-checks the master's version (or the old value) under it.
+    fn locks_each_step(&self) -> bool {
+        true
+    }
+
     /// Polls the shared directory (`stat`s only) every 10 ms until the master, the
     /// corosync.conf lock or the published membership changes; a new master is installed here
     /// straight away.
