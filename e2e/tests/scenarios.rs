@@ -318,6 +318,17 @@ impl Cluster {
         last.expect("status")
     }
 
+    /// The PID its start script recorded for node `i`'s corosync (changes on every start).
+    fn started_pid(&self, i: usize) -> String {
+        fs::read_to_string(
+            self.h
+                .node_root(i)
+                .expect("root")
+                .join("run/e2e-corosync.pid"),
+        )
+        .unwrap_or_default()
+    }
+
     fn running_version(&self, i: usize) -> u64 {
         self.h.config_version(i).expect("cmap totem.config_version")
     }
@@ -706,12 +717,7 @@ fn d_link_mode_rolling_restart() {
     create(&c, &[1, 2, 3], |i| vec![c.addr(i, 0)]);
     note("d", "create 3 nodes", t0);
     let v0 = c.running_version(1);
-    let pids: Vec<String> = (1..=3)
-        .map(|i| {
-            fs::read_to_string(c.h.node_root(i).expect("root").join("run/e2e-corosync.pid"))
-                .unwrap_or_default()
-        })
-        .collect();
+    let pids: Vec<String> = (1..=3).map(|i| c.started_pid(i)).collect();
     let t1 = Instant::now();
     let nodes: Vec<_> = (1..=3).map(|i| (i, vec![c.addr(i, 0)], false)).collect();
     c.manifest(&nodes, "    rrp_mode: active\n", "");
@@ -722,9 +728,11 @@ fn d_link_mode_rolling_restart() {
     assert_eq!(c.running_version(1), v0 + 1);
     for i in 1..=3 {
         c.wait_members(i, &[1, 2, 3]);
-        let pid = fs::read_to_string(c.h.node_root(i).expect("root").join("run/e2e-corosync.pid"))
-            .unwrap_or_default();
-        assert_ne!(pid, pids[i - 1], "corosync on pve{i} was not restarted");
+        assert_ne!(
+            c.started_pid(i),
+            pids[i - 1],
+            "corosync on pve{i} was not restarted"
+        );
         assert_eq!(
             c.h.cmap_get(i, "totem.link_mode")
                 .ok()
@@ -821,10 +829,7 @@ fn f_watch_daemons_rolling_restart() {
     create(&c, &[1, 2, 3], |i| vec![c.addr(i, 0)]);
     note("f", "create 3 nodes", t0);
     let v0 = c.running_version(1);
-    let pid = |i: usize| {
-        fs::read_to_string(c.h.node_root(i).expect("root").join("run/e2e-corosync.pid"))
-            .unwrap_or_default()
-    };
+    let pid = |i: usize| c.started_pid(i);
     let pids: Vec<String> = (1..=3).map(pid).collect();
     let daemons: Vec<_> = (1..=3).map(|i| c.spawn_watch(i)).collect();
     // Let them start (and find the cluster in sync) before the change.
