@@ -486,52 +486,16 @@ impl Ctl {
     /// (`service::due`), until all of them exit 0 without applying anything in runs started
     /// after the last change anywhere (e2e/tests/scenarios.rs `converge`).
     fn converge(&self, h: &Harness, nodes: &[usize]) -> R<Vec<Run>> {
-        let runs: Mutex<Vec<Run>> = Mutex::new(Vec::new());
-        let problems: Mutex<Vec<String>> = Mutex::new(Vec::new());
-        let deadline = Instant::now() + OP_TIMEOUT;
-        let done = |runs: &[Run]| pve_gitops_e2e::service::converged(runs, nodes);
-        let failed = |runs: &[Run]| pve_gitops_e2e::service::any_failed(runs);
-        thread::scope(|s| {
-            for &n in nodes {
-                let (runs, problems) = (&runs, &problems);
-                s.spawn(move || loop {
-                    {
-                        let r = runs.lock().expect("lock");
-                        if done(&r) || failed(&r) || Instant::now() > deadline {
-                            return;
-                        }
-                        if !pve_gitops_e2e::service::due(&r, n) {
-                            drop(r);
-                            thread::sleep(Duration::from_millis(10));
-                            continue;
-                        }
-                    }
-                    match self.reconcile(h, n, &[]) {
-                        Ok(run) => {
-                            let code = run.code;
-                            runs.lock().expect("lock").push(run);
-                            if code == Some(1) {
-                                thread::sleep(Duration::from_millis(300));
-                            }
-                        }
-                        Err(e) => {
-                            problems.lock().expect("lock").push(e);
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        let runs = runs.into_inner().expect("lock");
-        let problems = problems.into_inner().expect("lock");
-        if !problems.is_empty() || failed(&runs) || !done(&runs) {
-            let all: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
-            return Err(format!(
-                "controllers on {nodes:?} did not converge ({problems:?}):\n{}",
-                all.join("\n")
-            ));
-        }
-        Ok(runs)
+        pve_gitops_e2e::service::converge(nodes, OP_TIMEOUT, |n| self.reconcile(h, n, &[])).map_err(
+            |e| {
+                let all: Vec<String> = e.runs.iter().map(|r| r.to_string()).collect();
+                format!(
+                    "controllers on {nodes:?} did not converge ({}):\n{}",
+                    e.why,
+                    all.join("\n")
+                )
+            },
+        )
     }
 
     fn master(&self) -> String {

@@ -4,7 +4,9 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
 
 /// `start.sh LOG PIDLOG`: start corosync in the background; pidfile in the private /run.
 pub const START_SH: &str = r#"#!/bin/sh
@@ -117,4 +119,74 @@ pub fn converged<R: RunRecord>(runs: &[R], nodes: &[usize]) -> bool {
 pub fn any_failed<R: RunRecord>(runs: &[R]) -> bool {
     runs.iter()
         .any(|r| r.code() != Some(0) && r.code() != Some(1))
+}
+
+/// How [`converge`] ended badly.
+#[derive(Debug)]
+pub struct NotConverged<R> {
+    /// Why: a run failed, a run could not be started (the errors), or the time-out.
+    pub why: String,
+    /// Every run, in the order they ended.
+    pub runs: Vec<R>,
+}
+
+/// Run the per-node controllers until they [`converged`]: one thread per node of `nodes`
+/// runs `run(node)` whenever that node is [`due`] (a run that exits 1 is followed by a 300 ms
+/// pause), until every node is quiet, a run failed ([`any_failed`]), `run` returned an error
+/// or `timeout` passed.
+///
+/// # Errors
+/// Not converged, with every run so far.
+pub fn converge<R, F>(nodes: &[usize], timeout: Duration, run: F) -> Result<Vec<R>, NotConverged<R>>
+where
+    R: RunRecord + Send,
+    F: Fn(usize) -> Result<R, String> + Sync,
+{
+    let runs: Mutex<Vec<R>> = Mutex::new(Vec::new());
+    let problems: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let deadline = Instant::now() + timeout;
+    thread::scope(|s| {
+        for &n in nodes {
+            let (runs, problems, run) = (&runs, &problems, &run);
+            s.spawn(move || loop {
+                {
+                    let r = runs.lock().expect("lock");
+                    if converged(&r, nodes) || any_failed(&r) || Instant::now() > deadline {
+                        return;
+                    }
+                    if !due(&r, n) {
+                        drop(r);
+                        thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                }
+                match run(n) {
+                    Ok(one) => {
+                        let code = one.code();
+                        runs.lock().expect("lock").push(one);
+                        if code == Some(1) {
+                            thread::sleep(Duration::from_millis(300));
+                        }
+                    }
+                    Err(e) => {
+                        problems.lock().expect("lock").push(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let runs = runs.into_inner().expect("lock");
+    let problems = problems.into_inner().expect("lock");
+    if problems.is_empty() && !any_failed(&runs) && converged(&runs, nodes) {
+        return Ok(runs);
+    }
+    let why = if !problems.is_empty() {
+        format!("runs could not be started: {problems:?}")
+    } else if any_failed(&runs) {
+        "a run failed".to_string()
+    } else {
+        "time-out".to_string()
+    };
+    Err(NotConverged { why, runs })
 }

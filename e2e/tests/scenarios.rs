@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -248,48 +247,17 @@ impl Cluster {
     /// change anywhere (the per-node daemons' steady state). Panics on exit 2 or time-out,
     /// printing every run.
     fn converge(&self, nodes: &[usize]) -> Vec<Run> {
-        let runs: Mutex<Vec<Run>> = Mutex::new(Vec::new());
-        let deadline = Instant::now() + CONVERGE_TIMEOUT;
-        let done = |runs: &[Run]| pve_gitops_e2e::service::converged(runs, nodes);
-        let failed = |runs: &[Run]| pve_gitops_e2e::service::any_failed(runs);
-        thread::scope(|s| {
-            for &n in nodes {
-                let runs = &runs;
-                s.spawn(move || loop {
-                    {
-                        let r = runs.lock().expect("lock");
-                        if done(&r) || failed(&r) || Instant::now() > deadline {
-                            return;
-                        }
-                        if !pve_gitops_e2e::service::due(&r, n) {
-                            drop(r);
-                            thread::sleep(Duration::from_millis(10));
-                            continue;
-                        }
-                    }
-                    let run = self.reconcile(n, &[]);
-                    let code = run.code;
-                    runs.lock().expect("lock").push(run);
-                    if code == Some(1) {
-                        thread::sleep(Duration::from_millis(300));
-                    }
-                });
-            }
+        let all = pve_gitops_e2e::service::converge(nodes, CONVERGE_TIMEOUT, |n| {
+            Ok(self.reconcile(n, &[]))
         });
-        let runs = runs.into_inner().expect("lock");
-        if failed(&runs) || !done(&runs) {
-            let all: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+        all.unwrap_or_else(|e| {
+            let runs: Vec<String> = e.runs.iter().map(|r| r.to_string()).collect();
             panic!(
                 "controllers on {nodes:?} did not converge ({}):\n{}",
-                if failed(&runs) {
-                    "a run failed"
-                } else {
-                    "time-out"
-                },
-                all.join("\n")
-            );
-        }
-        runs
+                e.why,
+                runs.join("\n")
+            )
+        })
     }
 
     /// `reconcile --dry-run` on node `i` must show an empty plan (exit 0).
