@@ -30,7 +30,7 @@
 //! Progress and per-trial timelines go to stderr (`TIMING` lines); the result tables (Markdown)
 //! to stdout.
 
-use pve_gitops_e2e::service::RunRecord;
+use pve_gitops_e2e::service::Run;
 use pve_gitops_e2e::{preflight, pve_gitops_bin, Harness};
 use std::collections::BTreeMap;
 use std::fs;
@@ -337,54 +337,6 @@ struct Ctl {
     bin: PathBuf,
     shared: PathBuf,
     manifest: PathBuf,
-}
-
-/// One `reconcile` run on a node.
-struct Run {
-    node: usize,
-    code: Option<i32>,
-    /// stdout lines with the time each was read.
-    lines: Vec<(Instant, String)>,
-    stderr: String,
-    started: Instant,
-    ended: Instant,
-}
-
-impl RunRecord for Run {
-    fn node(&self) -> usize {
-        self.node
-    }
-
-    fn code(&self) -> Option<i32> {
-        self.code
-    }
-
-    /// Steps this run applied: `(kind, node)` of every step line followed by `done:`.
-    fn applied(&self) -> Vec<(String, String)> {
-        pve_gitops_e2e::service::applied_steps(self.lines.iter().map(|(_, l)| l.as_str()))
-    }
-
-    fn started(&self) -> Instant {
-        self.started
-    }
-
-    fn ended(&self) -> Instant {
-        self.ended
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "--- reconcile on pve{} exit {:?} ---",
-            self.node, self.code
-        )?;
-        for (_, l) in &self.lines {
-            writeln!(f, "{l}")?;
-        }
-        write!(f, "{}", self.stderr.trim_end())
-    }
 }
 
 impl Ctl {

@@ -62,21 +62,57 @@ pub fn applied_steps<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<(Strin
     out
 }
 
-/// One finished `pve-gitops reconcile` run on a node, as convergence sees it.
-pub trait RunRecord {
+/// One finished `pve-gitops reconcile` run on a node.
+#[derive(Debug, Clone)]
+pub struct Run {
     /// The node it ran on.
-    fn node(&self) -> usize;
-    /// Its exit code.
-    fn code(&self) -> Option<i32>;
-    /// The steps it applied ([`applied_steps`] of its output).
-    fn applied(&self) -> Vec<(String, String)>;
+    pub node: usize,
+    /// Its exit code (None: killed).
+    pub code: Option<i32>,
+    /// Its standard output, line by line, with the time each line was read (a run whose output
+    /// was read at its end has that time on every line).
+    pub lines: Vec<(Instant, String)>,
+    /// Its standard error.
+    pub stderr: String,
     /// When it started.
-    fn started(&self) -> Instant;
+    pub started: Instant,
     /// When it ended.
-    fn ended(&self) -> Instant;
+    pub ended: Instant,
+}
+
+impl Run {
+    /// Its standard output.
+    pub fn stdout(&self) -> String {
+        let mut s = String::new();
+        for (_, l) in &self.lines {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// The steps it applied ([`applied_steps`] of its output).
+    pub fn applied(&self) -> Vec<(String, String)> {
+        applied_steps(self.lines.iter().map(|(_, l)| l.as_str()))
+    }
+
     /// It applied something, or did not exit 0 (stopped at a gate, waiting for a node, error).
-    fn changed(&self) -> bool {
-        self.code() != Some(0) || !self.applied().is_empty()
+    pub fn changed(&self) -> bool {
+        self.code != Some(0) || !self.applied().is_empty()
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "--- reconcile on pve{} exit {:?} ---",
+            self.node, self.code
+        )?;
+        for (_, l) in &self.lines {
+            writeln!(f, "{l}")?;
+        }
+        write!(f, "{}", self.stderr.trim_end())
     }
 }
 
@@ -84,13 +120,13 @@ pub trait RunRecord {
 /// something (or stopped, exit 1), or that run started before the last change anywhere. A
 /// controller that is quiet since the last change runs again only after a new change, as a
 /// per-node controller that re-runs on events does (no busy re-running while others work).
-pub fn needs_run<R: RunRecord>(runs: &[R], node: usize) -> bool {
-    let last_change = runs.iter().filter(|r| r.changed()).map(|r| r.ended()).max();
+pub fn needs_run(runs: &[Run], node: usize) -> bool {
+    let last_change = runs.iter().filter(|r| r.changed()).map(|r| r.ended).max();
     !runs
         .iter()
         .rev()
-        .find(|r| r.node() == node)
-        .is_some_and(|r| !r.changed() && last_change.is_none_or(|c| r.started() > c))
+        .find(|r| r.node == node)
+        .is_some_and(|r| !r.changed() && last_change.is_none_or(|c| r.started > c))
 }
 
 /// How often a quiet controller runs anyway (a daemon's resync interval, shortened): a change
@@ -100,34 +136,33 @@ pub const QUIET_RERUN: std::time::Duration = std::time::Duration::from_millis(50
 
 /// Whether `node`'s controller is due to run now: [`needs_run`], or its latest run ended
 /// [`QUIET_RERUN`] ago.
-pub fn due<R: RunRecord>(runs: &[R], node: usize) -> bool {
+pub fn due(runs: &[Run], node: usize) -> bool {
     needs_run(runs, node)
         || runs
             .iter()
             .rev()
-            .find(|r| r.node() == node)
-            .is_none_or(|r| r.ended().elapsed() >= QUIET_RERUN)
+            .find(|r| r.node == node)
+            .is_none_or(|r| r.ended.elapsed() >= QUIET_RERUN)
 }
 
 /// The per-node controllers' steady state: every node of `nodes` has a latest run that exited
 /// 0 without applying anything and started after the last change anywhere.
-pub fn converged<R: RunRecord>(runs: &[R], nodes: &[usize]) -> bool {
+pub fn converged(runs: &[Run], nodes: &[usize]) -> bool {
     nodes.iter().all(|&n| !needs_run(runs, n))
 }
 
 /// Some run failed: an exit code other than 0 (converged) or 1 (gate / other node).
-pub fn any_failed<R: RunRecord>(runs: &[R]) -> bool {
-    runs.iter()
-        .any(|r| r.code() != Some(0) && r.code() != Some(1))
+pub fn any_failed(runs: &[Run]) -> bool {
+    runs.iter().any(|r| r.code != Some(0) && r.code != Some(1))
 }
 
 /// How [`converge`] ended badly.
 #[derive(Debug)]
-pub struct NotConverged<R> {
+pub struct NotConverged {
     /// Why: a run failed, a run could not be started (the errors), or the time-out.
     pub why: String,
     /// Every run, in the order they ended.
-    pub runs: Vec<R>,
+    pub runs: Vec<Run>,
 }
 
 /// Run the per-node controllers until they [`converged`]: one thread per node of `nodes`
@@ -137,12 +172,11 @@ pub struct NotConverged<R> {
 ///
 /// # Errors
 /// Not converged, with every run so far.
-pub fn converge<R, F>(nodes: &[usize], timeout: Duration, run: F) -> Result<Vec<R>, NotConverged<R>>
+pub fn converge<F>(nodes: &[usize], timeout: Duration, run: F) -> Result<Vec<Run>, NotConverged>
 where
-    R: RunRecord + Send,
-    F: Fn(usize) -> Result<R, String> + Sync,
+    F: Fn(usize) -> Result<Run, String> + Sync,
 {
-    let runs: Mutex<Vec<R>> = Mutex::new(Vec::new());
+    let runs: Mutex<Vec<Run>> = Mutex::new(Vec::new());
     let problems: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let deadline = Instant::now() + timeout;
     thread::scope(|s| {
@@ -162,7 +196,7 @@ where
                 }
                 match run(n) {
                     Ok(one) => {
-                        let code = one.code();
+                        let code = one.code;
                         runs.lock().expect("lock").push(one);
                         if code == Some(1) {
                             thread::sleep(Duration::from_millis(300));

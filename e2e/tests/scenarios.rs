@@ -12,7 +12,7 @@
 //! Needs root, corosync and a built binary: `cargo build -p pve-gitops` first (or set
 //! `PVE_GITOPS_BIN`).
 
-use pve_gitops_e2e::service::RunRecord;
+use pve_gitops_e2e::service::Run;
 use pve_gitops_e2e::{preflight, pve_gitops_bin, wait_until, Harness, QuorumStatus};
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,52 +25,6 @@ use std::time::{Duration, Instant};
 const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 /// Time limit of one [`Cluster::converge`].
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(240);
-
-/// One `reconcile` run on a node.
-#[derive(Debug, Clone)]
-struct Run {
-    node: usize,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    started: Instant,
-    ended: Instant,
-}
-
-impl RunRecord for Run {
-    fn node(&self) -> usize {
-        self.node
-    }
-
-    fn code(&self) -> Option<i32> {
-        self.code
-    }
-
-    /// Steps this run applied: `(kind, node)` of every step line followed by `done:`.
-    fn applied(&self) -> Vec<(String, String)> {
-        pve_gitops_e2e::service::applied_steps(self.stdout.lines())
-    }
-
-    fn started(&self) -> Instant {
-        self.started
-    }
-
-    fn ended(&self) -> Instant {
-        self.ended
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "--- reconcile on pve{} exit {:?} ---",
-            self.node, self.code
-        )?;
-        writeln!(f, "{}", self.stdout.trim_end())?;
-        write!(f, "{}", self.stderr.trim_end())
-    }
-}
 
 struct Cluster {
     h: Harness,
@@ -231,13 +185,14 @@ impl Cluster {
             .h
             .run_on_node_timeout(i, &self.bin, self.args(i, extra), &[], RUN_TIMEOUT)
             .expect("run pve-gitops");
+        let ended = Instant::now();
         Run {
             node: i,
             code: out.code(),
-            stdout: out.stdout.clone(),
+            lines: out.stdout.lines().map(|l| (ended, l.to_string())).collect(),
             stderr: out.stderr.clone(),
             started,
-            ended: Instant::now(),
+            ended,
         }
     }
 
@@ -413,7 +368,7 @@ fn a_create_join_remove() {
     c.manifest(&nodes, "", "");
     let r = c.reconcile(1, &[]);
     assert_eq!(r.code, Some(1), "expected the power-off gate:\n{r}");
-    assert!(r.stdout.contains("power off pve4"), "{r}");
+    assert!(r.stdout().contains("power off pve4"), "{r}");
     assert_eq!(c.status(1).member_ids(), vec![1, 2, 3, 4]);
     c.stop_node(4);
     c.wait_members(1, &[1, 2, 3]);
@@ -745,7 +700,7 @@ fn e_refusals_change_nothing() {
         );
     }
     let r = c.reconcile(1, &[]);
-    assert!(r.stdout.contains("power off pve3"), "{r}");
+    assert!(r.stdout().contains("power off pve3"), "{r}");
     assert_eq!(confs(&c), before);
 
     let mut y = fs::read_to_string(&c.manifest).expect("manifest");
