@@ -349,3 +349,47 @@ fn readdress_with_a_second_link_is_remove_then_add_by_reload() {
         .all(|s| s.0 == pve_gitops::plan::step::Method::Reload));
     assert!(p.corosync_after.unwrap().contains("ring0_addr: 10.0.0.3"));
 }
+
+/// A powered-on nodelist node whose corosync is down is started with the current conf — but
+/// not while a member runs another config_version (a written, not yet reloaded conf): corosync
+/// would turn the node away, so the config-version gate comes first.
+#[test]
+fn a_stopped_node_starts_only_once_the_members_run_the_current_conf() {
+    let m = manifest(&[("a", 1, ""), ("b", 2, ""), ("c", 3, "")], "");
+    let stopped_c = |members_run: u64| {
+        let mut o = observed(
+            &[("a", true), ("b", true), ("c", true)],
+            Some((&[("a", 1), ("b", 2), ("c", 3)], 4)),
+        );
+        o.node_config_versions.remove("c");
+        for n in ["a", "b"] {
+            o.node_config_versions.insert(n.into(), members_run);
+        }
+        o.membership.online.remove("c");
+        o.membership.total_votes = 2;
+        o
+    };
+    let p = plan(&m, &stopped_c(4));
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(kinds(&p), ["join_node:c"]);
+    let p = plan(&m, &stopped_c(3));
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    match &p.steps.first().map(|s| &s.kind) {
+        Some(StepKind::Wait(w)) => match &w.gate {
+            Gate::ConfigVersion { version, lagging } => {
+                assert_eq!(*version, 4);
+                assert_eq!(lagging, &["a (runs 3)", "b (runs 3)"]);
+            }
+            other => panic!("expected the config-version gate, got {other:?}"),
+        },
+        other => panic!(
+            "expected the config-version gate first, got {other:?}: {:?}",
+            kinds(&p)
+        ),
+    }
+    assert!(
+        !kinds(&p).contains(&"join_node:c".to_string()),
+        "{:?}",
+        kinds(&p)
+    );
+}

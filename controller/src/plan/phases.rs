@@ -208,13 +208,20 @@ fn create(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> O
 /// A joined node that is powered on but not in the membership: corosync is not running on it
 /// (an interrupted join, or a node started after the nodelist edit). It installs the current
 /// conf and starts; no nodelist edit. This comes before the quorum gate: starting it is what
-/// restores quorum after the nodelist grew (e.g. the second node of a cluster).
+/// restores quorum after the nodelist grew (e.g. the second node of a cluster). Not while a
+/// member runs another config_version than the conf (the config-version gate comes first).
 fn start_stopped(
     desired: &Cluster,
     model: &Observed,
     excluded: &BTreeSet<String>,
 ) -> Option<Batch> {
     let doc = model.corosync.as_ref()?;
+    // corosync turns away a node whose config_version differs from the running members': while
+    // they lag (a written, not yet reloaded corosync.conf) the start waits at the
+    // config-version gate.
+    if !lagging_members(model).is_empty() {
+        return None;
+    }
     let mut stopped: Vec<&Node> = desired
         .present_nodes()
         .filter(|n| {
@@ -297,15 +304,21 @@ fn regain_quorum(
     (!excluded.contains(&step.key())).then(|| Batch::one(step))
 }
 
-fn converge_versions(_: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+/// The members that do not run the current corosync.conf's config_version, as `NAME (runs V)`.
+fn lagging_members(model: &Observed) -> Vec<String> {
     let version = model.config_version();
-    model.corosync.as_ref()?;
-    let lagging: Vec<String> = model
+    model
         .node_config_versions
         .iter()
         .filter(|(n, v)| **v != version && model.membership.online.contains(*n))
         .map(|(n, v)| format!("{n} (runs {v})"))
-        .collect();
+        .collect()
+}
+
+fn converge_versions(_: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
+    let version = model.config_version();
+    model.corosync.as_ref()?;
+    let lagging = lagging_members(model);
     if lagging.is_empty() {
         return None;
     }

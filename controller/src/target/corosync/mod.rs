@@ -74,10 +74,6 @@ pub struct CorosyncTarget {
     /// ([`Target::can_run`]) and an uncontended lock holder use it while it is younger than
     /// [`LIVE_FRESH`] instead of asking corosync again; applying a step consumes it.
     live: Option<(Instant, observe::Live)>,
-    /// When corosync is down here: the members (as last published) that do not run the
-    /// master's config_version yet, as a sentence. A joining node starts corosync only once
-    /// they do: a node whose config_version differs from the running cluster's is turned away.
-    members_behind: Option<String>,
 }
 
 /// How long an observation of the local corosync stands in for a new one (see
@@ -115,11 +111,7 @@ fn service_cmd(
 impl CorosyncTarget {
     /// A target from explicit options.
     pub fn new(opts: CorosyncOptions) -> CorosyncTarget {
-        CorosyncTarget {
-            opts,
-            live: None,
-            members_behind: None,
-        }
+        CorosyncTarget { opts, live: None }
     }
 
     /// The last observation of the local corosync, if younger than [`LIVE_FRESH`].
@@ -207,24 +199,6 @@ impl Target for CorosyncTarget {
     fn observe(&mut self) -> Result<Observed, TargetError> {
         self.live = None;
         let (o, live) = observe::observe(self)?;
-        self.members_behind = match (&live.status, &o.corosync) {
-            (None, Some(_)) => {
-                let v = o.config_version();
-                let behind: Vec<String> = o
-                    .node_config_versions
-                    .iter()
-                    .filter(|(_, run)| **run != v)
-                    .map(|(n, run)| format!("{n} runs {run}"))
-                    .collect();
-                (!behind.is_empty()).then(|| {
-                    format!(
-                        "the members do not run the master corosync.conf (config_version {v}) yet: {}; their reload comes first",
-                        behind.join(", ")
-                    )
-                })
-            }
-            _ => None,
-        };
         self.live = Some((Instant::now(), live));
         Ok(o)
     }
@@ -257,10 +231,7 @@ impl Target for CorosyncTarget {
             StepKind::CreateCluster(_) => Ok(()),
             StepKind::JoinNode(j) if j.via == j.node && j.from_version == j.to_version => {
                 if j.node == me {
-                    match &self.members_behind {
-                        Some(why) => Err(why.clone()),
-                        None => Ok(()),
-                    }
+                    Ok(())
                 } else {
                     Err(format!(
                         "{} installs corosync.conf and starts corosync itself (its controller runs it)",
