@@ -30,7 +30,7 @@
 //! Progress and per-trial timelines go to stderr (`TIMING` lines); the result tables (Markdown)
 //! to stdout.
 
-use pve_gitops_e2e::service::Run;
+use pve_gitops_e2e::service::{manifest_yaml, ManifestNode, Run};
 use pve_gitops_e2e::{preflight, pve_gitops_bin, Harness};
 use std::collections::BTreeMap;
 use std::fs;
@@ -351,20 +351,8 @@ impl Ctl {
     }
 
     /// Manifest: `nodes` are `(index, addresses per link, absent)`.
-    fn manifest(&self, nodes: &[(usize, Vec<String>, bool)]) -> R<()> {
-        let mut y = String::from(
-            "apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: e2e\nspec:\n  totem:\n    transport: knet\n  nodes:\n",
-        );
-        for (i, addrs, absent) in nodes {
-            y.push_str(&format!("    - name: pve{i}\n      nodeid: {i}\n"));
-            for (l, a) in addrs.iter().enumerate() {
-                y.push_str(&format!("      ring{l}_addr: {a}\n"));
-            }
-            if *absent {
-                y.push_str("      state: absent\n");
-            }
-        }
-        fs::write(&self.manifest, y).map_err(err)
+    fn manifest(&self, nodes: &[ManifestNode]) -> R<()> {
+        fs::write(&self.manifest, manifest_yaml(nodes, "", "")).map_err(err)
     }
 
     fn args(&self, h: &Harness, i: usize, extra: &[&str]) -> R<Vec<String>> {

@@ -46,6 +46,31 @@ pub fn write_service_scripts(dir: &Path) -> std::io::Result<()> {
     fs::write(dir.join("stop.sh"), STOP_SH)
 }
 
+/// One node of a test manifest: its index (name `pve<index>`, nodeid `index`), its address
+/// on each link, and whether it is `state: absent`.
+pub type ManifestNode = (usize, Vec<String>, bool);
+
+/// A `Cluster` manifest named `e2e` (knet) with these nodes. `extra_totem` goes under
+/// `spec.totem` (lines indented by four spaces), `extra_spec` under `spec` (two spaces).
+pub fn manifest_yaml(nodes: &[ManifestNode], extra_totem: &str, extra_spec: &str) -> String {
+    let mut y = String::from(
+        "apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: e2e\nspec:\n  totem:\n    transport: knet\n",
+    );
+    y.push_str(extra_totem);
+    y.push_str(extra_spec);
+    y.push_str("  nodes:\n");
+    for (i, addrs, absent) in nodes {
+        y.push_str(&format!("    - name: pve{i}\n      nodeid: {i}\n"));
+        for (l, a) in addrs.iter().enumerate() {
+            y.push_str(&format!("      ring{l}_addr: {a}\n"));
+        }
+        if *absent {
+            y.push_str("      state: absent\n");
+        }
+    }
+    y
+}
+
 /// The steps a `pve-gitops reconcile` run applied, from its text output: `(kind, node)` of
 /// every step line (`+ join_node  pve4  ...`) that is followed by a `done:` line.
 pub fn applied_steps<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<(String, String)> {
@@ -223,4 +248,48 @@ where
         "time-out".to_string()
     };
     Err(NotConverged { why, runs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pve_gitops_schema::spec::{NodeState, RrpMode};
+    use pve_gitops_schema::validate::parse_cluster;
+
+    #[test]
+    fn manifest_yaml_is_a_valid_manifest_with_those_nodes() {
+        let nodes: Vec<ManifestNode> = vec![
+            (1, vec!["10.9.0.1".into(), "10.9.1.1".into()], false),
+            (4, vec!["10.9.0.4".into(), "10.9.1.4".into()], true),
+        ];
+        let y = manifest_yaml(
+            &nodes,
+            "    rrp_mode: active\n",
+            "  quorum:\n    expected_votes: 1\n",
+        );
+        let (c, _warnings) = parse_cluster("m.yaml", &y).unwrap_or_else(|e| panic!("{e:?}\n{y}"));
+        let got: Vec<_> = c
+            .spec
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name.as_str(),
+                    n.nodeid,
+                    n.ring0_addr.as_deref(),
+                    n.ring1_addr.as_deref(),
+                    n.state == NodeState::Absent,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("pve1", 1, Some("10.9.0.1"), Some("10.9.1.1"), false),
+                ("pve4", 4, Some("10.9.0.4"), Some("10.9.1.4"), true),
+            ]
+        );
+        assert_eq!(c.spec.totem.rrp_mode, Some(RrpMode::Active));
+        assert_eq!(c.spec.quorum.expected_votes, Some(1));
+    }
 }

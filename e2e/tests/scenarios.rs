@@ -12,7 +12,7 @@
 //! Needs root, corosync and a built binary: `cargo build -p pve-gitops` first (or set
 //! `PVE_GITOPS_BIN`).
 
-use pve_gitops_e2e::service::Run;
+use pve_gitops_e2e::service::{manifest_yaml, ManifestNode, Run};
 use pve_gitops_e2e::{preflight, pve_gitops_bin, wait_until, Harness, QuorumStatus};
 use std::collections::BTreeMap;
 use std::fs;
@@ -82,23 +82,12 @@ impl Cluster {
 
     /// Write the manifest: `nodes` are `(index, links, absent)`; `extra_totem` and
     /// `extra_spec` are YAML lines added under `spec.totem` and `spec`.
-    fn manifest(&self, nodes: &[(usize, Vec<String>, bool)], extra_totem: &str, extra_spec: &str) {
-        let mut y = String::from(
-            "apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: e2e\nspec:\n  totem:\n    transport: knet\n",
-        );
-        y.push_str(extra_totem);
-        y.push_str(extra_spec);
-        y.push_str("  nodes:\n");
-        for (i, addrs, absent) in nodes {
-            y.push_str(&format!("    - name: pve{i}\n      nodeid: {i}\n"));
-            for (l, a) in addrs.iter().enumerate() {
-                y.push_str(&format!("      ring{l}_addr: {a}\n"));
-            }
-            if *absent {
-                y.push_str("      state: absent\n");
-            }
-        }
-        fs::write(&self.manifest, y).expect("manifest");
+    fn manifest(&self, nodes: &[ManifestNode], extra_totem: &str, extra_spec: &str) {
+        fs::write(
+            &self.manifest,
+            manifest_yaml(nodes, extra_totem, extra_spec),
+        )
+        .expect("manifest");
     }
 
     /// The manifest with every node in `ids` present on link 0 only.
