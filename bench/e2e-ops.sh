@@ -2,7 +2,7 @@
 # Real corosync: pve-gitops `reconcile` vs the same change scripted with corosync's tools
 # (BENCHMARKS.md, "Real corosync: reconcile vs raw tools").
 #
-# Usage (as root): bench/e2e-ops.sh [N] [join,remove,link]
+# Usage (as root): bench/e2e-ops.sh [N] [join,remove,link | tools]
 #   N defaults to 10 repetitions per operation and mode.
 #   PVE_GITOPS_BIN=path uses that binary instead of building target/release/pve-gitops.
 #   BENCH_MD=file also writes the result tables there.

@@ -25,7 +25,12 @@
 //!
 //! ```sh
 //! cargo run --release -p pve-gitops-e2e --example bench_ops -- [N] [join,remove,link]
+//! cargo run --release -p pve-gitops-e2e --example bench_ops -- [N] tools
 //! ```
+//!
+//! `tools` instead times single calls of the corosync tools the controllers and the verifier use
+//! (N calls each, one after another) on node 1 of an idle, quorate 3-node cluster, with an empty
+//! `nsenter` as the baseline: what one observation costs before anything is planned.
 //!
 //! Progress and per-trial timelines go to stderr (`TIMING` lines); the result tables (Markdown)
 //! to stdout.
@@ -814,6 +819,13 @@ fn main() {
     if !preflight("bench_ops") {
         return;
     }
+    if args.get(1).map(String::as_str) == Some("tools") {
+        if let Err(e) = tool_costs(n) {
+            log(&format!("tools: {e}"));
+            std::process::exit(1);
+        }
+        return;
+    }
     let Some(bin) = pve_gitops_bin() else {
         eprintln!("the pve-gitops binary was not found: cargo build --release -p pve-gitops (or set PVE_GITOPS_BIN)");
         std::process::exit(2);
@@ -884,6 +896,55 @@ fn main() {
         results.push(r);
     }
     report(&results, n, started, wall.elapsed());
+}
+
+/// The corosync tool calls timed by `bench_ops N tools` (argv after `nsenter`).
+const TOOL_CALLS: &[&str] = &[
+    "true",
+    "corosync-quorumtool -s -p",
+    "corosync-quorumtool -s",
+    "corosync-quorumtool -l -i",
+    "corosync-cmapctl totem.config_version runtime.members",
+    "corosync-cmapctl -g totem.config_version",
+    "corosync-cfgtool -n",
+];
+
+/// Time `n` calls of each of [`TOOL_CALLS`] on node 1 of an idle 3-node cluster.
+fn tool_costs(n: usize) -> R<()> {
+    let mut h = Harness::new("botools", 3, 1).map_err(err)?;
+    h.write_conf_all(&h.render_conf(&[1, 2, 3], 1, 1))
+        .map_err(err)?;
+    for i in 1..=3 {
+        h.start(i).map_err(err)?;
+    }
+    h.wait_quorate(1, &[1, 2, 3], pve_gitops_e2e::QUORUM_TIMEOUT)
+        .map_err(err)?;
+    println!("bench_ops tools: N={n} calls each on node 1 of an idle, quorate 3-node cluster\n");
+    println!("| call (inside the node's namespaces via nsenter) | median | min | max |");
+    println!("|---|---|---|---|");
+    for call in TOOL_CALLS {
+        let mut ms = Vec::with_capacity(n);
+        for _ in 0..n.max(1) {
+            let mut c = h.nsenter(1).map_err(err)?;
+            c.args(call.split(' '));
+            let t = Instant::now();
+            let out = c.output().map_err(err)?;
+            ms.push(secs(t.elapsed()) * 1000.0);
+            if !out.status.success() {
+                return Err(format!(
+                    "`{call}` failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        let max = ms.iter().copied().fold(0.0, f64::max);
+        let min = ms.iter().copied().fold(f64::INFINITY, f64::min);
+        println!(
+            "| `{call}` | {:.1} ms | {min:.1} ms | {max:.1} ms |",
+            median(&ms)
+        );
+    }
+    Ok(())
 }
 
 fn report(results: &[OpResult], n: usize, started: SystemTime, wall: Duration) {
