@@ -790,3 +790,92 @@ fn f_watch_daemons_rolling_restart() {
     }
     note("f", "total", t0);
 }
+
+/// A controller died holding the corosync.conf lock after writing a new master and before the
+/// reload (steps 3-5 of the edit protocol; docs/corosync-target.md, Recovery). While its lock
+/// is fresh the others wait for it (`--peer-wait`) and then give up naming it; once the lock is
+/// stale they install the master but show the config-version gate: no controller reloads a
+/// change it did not write. The operator's recovery (`corosync-cfgtool -R` on one member) makes
+/// every node run the new version, and the plans are empty again.
+#[test]
+fn g_dead_holder_change_is_never_reloaded() {
+    let Some(c) = Cluster::new("scg", 3, 1) else {
+        return;
+    };
+    let t0 = Instant::now();
+    create(&c, &[1, 2, 3], |i| vec![c.addr(i, 0)]);
+    note("g", "create 3 nodes", t0);
+    let v0 = c.running_version(1);
+
+    // What the dead holder left: its lock (pve2, a PID that does not exist) and the master
+    // at v0 + 1, written .new + rename.
+    let lock = c.shared.join("priv/lock/file-corosync_conf");
+    fs::create_dir_all(&lock).expect("lock dir");
+    fs::write(lock.join("owner"), "pve2 pid 999999999 token dead\n").expect("owner");
+    let old = c.master();
+    let from = format!("config_version: {v0}\n");
+    assert_eq!(old.matches(&from).count(), 1, "master:\n{old}");
+    let new = old.replace(&from, &format!("config_version: {}\n", v0 + 1));
+    fs::write(c.shared.join("corosync.conf.new"), &new).expect("master .new");
+    fs::rename(
+        c.shared.join("corosync.conf.new"),
+        c.shared.join("corosync.conf"),
+    )
+    .expect("master rename");
+
+    let gate = format!("report config_version {}", v0 + 1);
+    for i in 1..=3 {
+        let r = c.reconcile(i, &["--peer-wait", "1s"]);
+        assert_eq!(r.code, Some(1), "a fresh lock must stop the run:\n{r}");
+        if i == 2 {
+            // pve2's own lock: its next controller does not wait for itself.
+            assert!(r.stdout().contains(&gate), "{r}");
+        } else {
+            assert!(
+                format!("{r}").contains("pve2's controller holds the corosync.conf lock"),
+                "the holder must be named:\n{r}"
+            );
+        }
+    }
+    for i in 1..=3 {
+        assert_eq!(c.running_version(i), v0, "pve{i} was reloaded");
+    }
+
+    // 130 s without a refresh: the lock is stale (taken over by the next step that needs it).
+    let aged = std::process::Command::new("touch")
+        .args(["-m", "-d", "130 seconds ago"])
+        .arg(lock.join("owner"))
+        .status()
+        .expect("touch");
+    assert!(aged.success());
+    for i in 1..=3 {
+        let r = c.reconcile(i, &["--peer-wait", "1s"]);
+        assert_eq!(
+            r.code,
+            Some(1),
+            "the config-version gate must stop the run:\n{r}"
+        );
+        assert!(
+            r.stdout().contains(&gate),
+            "the gate must name the master's version:\n{r}"
+        );
+        assert_eq!(c.local_conf(i), new, "pve{i} did not install the master");
+    }
+    for i in 1..=3 {
+        assert_eq!(c.running_version(i), v0, "a controller reloaded pve{i}");
+    }
+
+    // The recovery the docs give: reload on one member, every node runs the new version.
+    c.h.reload(1).expect("corosync-cfgtool -R");
+    for i in 1..=3 {
+        let ok = wait_until(Duration::from_secs(10), || {
+            c.h.config_version(i).ok() == Some(v0 + 1)
+        });
+        assert!(ok.is_ok(), "pve{i} does not run {} after -R", v0 + 1);
+    }
+    c.wait_members(1, &[1, 2, 3]);
+    for i in 1..=3 {
+        c.assert_in_sync(i);
+    }
+    note("g", "total", t0);
+}
