@@ -879,3 +879,59 @@ fn g_dead_holder_change_is_never_reloaded() {
     }
     note("g", "total", t0);
 }
+
+/// A member cut off by the network while the others change the nodelist catches up when it is
+/// back: pve3's switch port goes down, pve1 and pve2 (quorate, 2 of 3) join pve4 with pve3's
+/// controller not running; pve3 alone keeps the old config_version. When its port is up again
+/// the controllers (pve3's too) converge: every node runs the new version in one membership of
+/// four, and no run loses track of it.
+#[test]
+fn h_partitioned_member_catches_up() {
+    let Some(mut c) = Cluster::new("sch", 3, 1) else {
+        return;
+    };
+    let t0 = Instant::now();
+    create(&c, &[1, 2, 3], |i| vec![c.addr(i, 0)]);
+    note("h", "create 3 nodes", t0);
+    let v0 = c.running_version(1);
+
+    c.h.link_down(3, 0).expect("cut pve3");
+    c.wait_members(1, &[1, 2]);
+    let n4 = c.add_host();
+    c.simple_manifest(&[1, 2, 3, n4]);
+    c.converge(&[1, 2, n4]);
+    note("h", "join pve4 while pve3 is cut off", t0);
+    c.wait_members(1, &[1, 2, 4]);
+    for i in [1, 2, n4] {
+        assert_eq!(c.running_version(i), v0 + 1, "pve{i}");
+    }
+    assert_eq!(
+        c.running_version(3),
+        v0,
+        "pve3 was cut off: it cannot have reloaded"
+    );
+
+    c.h.link_up(3, 0).expect("reconnect pve3");
+    let runs = c.converge(&[1, 2, 3, n4]);
+    note("h", "pve3 back", t0);
+    // pve3's own controller restarted it with the master; nothing else was applied.
+    let applied = Cluster::applied(&runs);
+    assert_eq!(applied.get("join_node pve3"), Some(&1), "{applied:?}");
+    assert_eq!(applied.values().sum::<usize>(), 1, "{applied:?}");
+    let restarted = runs.iter().filter(|r| r.node == 3).any(|r| {
+        r.stdout().contains(&format!(
+            "ran config_version {v0} outside the quorate membership"
+        ))
+    });
+    assert!(restarted, "no run on pve3 reported the restart");
+    let st = c.wait_members(1, &[1, 2, 3, 4]);
+    assert_eq!((st.expected_votes, st.total_votes), (4, 4));
+    for i in [1, 2, 3, n4] {
+        assert_eq!(c.running_version(i), v0 + 1, "pve{i}");
+    }
+    all_same(&c, &[1, 2, 3, n4]);
+    for i in [1, 2, 3, n4] {
+        c.assert_in_sync(i);
+    }
+    note("h", "total", t0);
+}

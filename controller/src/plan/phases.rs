@@ -206,7 +206,8 @@ fn create(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> O
 }
 
 /// A joined node that is powered on but not in the membership: corosync is not running on it
-/// (an interrupted join, or a node started after the nodelist edit). It installs the current
+/// (an interrupted join, or a node started after the nodelist edit), or (corosync target) it
+/// runs an older corosync.conf after being cut off while the nodelist changed. It installs the current
 /// conf and starts; no nodelist edit. This comes before the quorum gate: starting it is what
 /// restores quorum after the nodelist grew (e.g. the second node of a cluster). Not while a
 /// member runs another config_version than the conf (the config-version gate comes first).
@@ -245,7 +246,7 @@ fn start_stopped(
                 corosync_conf: doc.to_string(),
             }),
             &n.name,
-            "it is in the nodelist and powered on, but corosync is not running on it: install the current corosync.conf and start",
+            "it is in the nodelist and powered on, but not in the membership (corosync stopped, or running an older corosync.conf while cut off): install the current corosync.conf and (re)start",
         );
         if !excluded.contains(&step.key()) {
             return Some(Batch::one(step));

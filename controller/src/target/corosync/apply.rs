@@ -666,17 +666,13 @@ fn wait_running(
     Ok(st)
 }
 
-/// The node-local half of a join (and the restart of a member whose corosync is down):
-/// install the master and the authkey, start corosync, wait until it is a quorate member.
+/// The node-local half of a join (and the restart of a member whose corosync is down, or runs
+/// an older corosync.conf outside the quorate membership — it was cut off while the nodelist
+/// changed, see [`observe::cut_off_view`]): install the master and the authkey, (re)start
+/// corosync, wait until it is a quorate member.
 fn start_member(t: &CorosyncTarget, step: &Step, j: &JoinNode) -> Result<String, TargetError> {
     if j.node != t.opts.node {
         return Err(refused(step, format!("runs on {}", j.node)));
-    }
-    if local_status(t).is_some() {
-        return Err(stale(
-            step,
-            format!("corosync is already running on {}", j.node),
-        ));
     }
     let master = read_master(t)?.ok_or_else(|| stale(step, "there is no master corosync.conf"))?;
     if !names_of(&master).contains_key(&j.node) {
@@ -685,13 +681,36 @@ fn start_member(t: &CorosyncTarget, step: &Step, j: &JoinNode) -> Result<String,
             format!("{} is not in the master's nodelist", j.node),
         ));
     }
+    let version = version_of(&master);
+    let mut restarted = None;
+    if let Some(st) = local_status(t) {
+        // Only a node outside any quorate membership, behind the master, is restarted: it
+        // serves nothing, and its old nodelist keeps it out.
+        match running_version() {
+            Some(runs) if !st.quorate && runs < version => {
+                stop_local(t)?;
+                restarted = Some(runs);
+            }
+            _ => {
+                return Err(stale(
+                    step,
+                    format!("corosync is already running on {}", j.node),
+                ))
+            }
+        }
+    }
     install_authkey(t)?;
     sync_text(t, &master, None)?;
     start_local(t)?;
-    let version = version_of(&master);
     let st = wait_running(t, step, version)?;
+    let what = match restarted {
+        Some(old) => {
+            format!("restarted (it ran config_version {old} outside the quorate membership)")
+        }
+        None => "started".to_string(),
+    };
     Ok(format!(
-        "corosync.conf (config_version {version}) and authkey installed, corosync started; {} members, quorate",
+        "corosync.conf (config_version {version}) and authkey installed, corosync {what}; {} members, quorate",
         st.members.len()
     ))
 }

@@ -419,14 +419,54 @@ pub fn published(t: &CorosyncTarget, doc: Option<&Document>, live: &Live) -> Opt
     })
 }
 
-/// The membership a running member published, if it is fresh, without this node (whose
-/// corosync is not running).
-fn read_published(t: &CorosyncTarget) -> Option<Published> {
+/// The published membership as written, if it is fresh.
+fn read_published_raw(t: &CorosyncTarget) -> Option<Published> {
     let path = t.opts.shared.join(MEMBERSHIP_FILE);
     if !fresh(&path) {
         return None;
     }
-    let mut p: Published = serde_json::from_str(&fs::read_to_string(&path).ok()?).ok()?;
+    serde_json::from_str(&fs::read_to_string(&path).ok()?).ok()
+}
+
+/// Whether this node's view `mine` may replace the published one: a quorate view always; an
+/// inquorate one only when the published view is not a (fresh) quorate view written by another
+/// node. A partition without quorum must not hide the quorate one — on Proxmox VE only the
+/// quorate partition can write /etc/pve at all.
+pub fn may_publish(me: &str, mine: &Published, current: Option<&Published>) -> bool {
+    mine.quorate || !current.is_some_and(|c| c.quorate && c.by != me)
+}
+
+/// This node missed a corosync.conf change while it was cut off: its corosync runs (`mine`),
+/// inquorate, an older `config_version` than the master's (`running` < `master_version`),
+/// while another node published (fresh) a quorate membership without it whose members all run
+/// the master's version. Then that membership is the cluster's (returned, as
+/// [`read_published`] gives it): this node is up but not a member, and the planner has it
+/// install the master and restart its corosync (the node-local start step). Left alone it
+/// would stay out for good: its old nodelist lacks the nodes added meanwhile, so the merge
+/// never completes, and the members lose the token every few seconds while it tries.
+pub fn cut_off_view(
+    me: &str,
+    mine: &Published,
+    running: Option<u64>,
+    master_version: u64,
+    current: Option<Published>,
+) -> Option<Published> {
+    if mine.quorate || running.is_none_or(|r| r >= master_version) {
+        return None;
+    }
+    let p = current?;
+    let current_everywhere = !p.online.is_empty()
+        && p.online
+            .iter()
+            .all(|n| p.versions.get(n) == Some(&master_version));
+    (p.quorate && p.by != me && !p.online.iter().any(|n| n == me) && current_everywhere)
+        .then_some(p)
+}
+
+/// The membership a running member published, if it is fresh, without this node (whose
+/// corosync is not running).
+fn read_published(t: &CorosyncTarget) -> Option<Published> {
+    let mut p = read_published_raw(t)?;
     if p.online.iter().any(|n| n == &t.opts.node) {
         let mine = p.votes.get(&t.opts.node).copied().unwrap_or(1);
         p.online.retain(|n| n != &t.opts.node);
@@ -465,8 +505,8 @@ pub fn republish(t: &CorosyncTarget) -> Result<(), TargetError> {
         message: e.to_string(),
     })?;
     match published(t, Some(&doc), &live(t)) {
-        Some(p) => publish(t, &p),
-        None => Ok(()),
+        Some(p) if may_publish(&t.opts.node, &p, read_published_raw(t).as_ref()) => publish(t, &p),
+        _ => Ok(()),
     }
 }
 
@@ -496,14 +536,28 @@ pub fn observe(t: &CorosyncTarget) -> Result<(Observed, Live), TargetError> {
     if let Some(m) = &master {
         sync_text(t, m, live.running_version)?;
     }
-    let pubd = match published(t, doc.as_ref(), &live) {
-        Some(p) => {
-            if doc.is_some() {
-                publish(t, &p)?;
+    let pubd = match (published(t, doc.as_ref(), &live), &doc) {
+        (Some(mine), Some(d)) => {
+            let current = read_published_raw(t);
+            let master_version = d.view().totem.config_version.unwrap_or(0);
+            if let Some(theirs) = cut_off_view(
+                &t.opts.node,
+                &mine,
+                live.running_version,
+                master_version,
+                current.clone(),
+            ) {
+                Some(theirs)
+            } else {
+                if may_publish(&t.opts.node, &mine, current.as_ref()) {
+                    publish(t, &mine)?;
+                }
+                Some(mine)
             }
-            Some(p)
         }
-        None => doc.as_ref().and_then(|_| read_published(t)),
+        (Some(mine), None) => Some(mine),
+        (None, Some(_)) => read_published(t),
+        (None, None) => None,
     };
     let mut o = Observed::default();
     if let Some(p) = &pubd {
@@ -695,5 +749,84 @@ mod tests {
         publish(&t, &q).unwrap();
         assert!(!read_published(&t).unwrap().quorate);
         let _ = fs::remove_dir_all(root);
+    }
+
+    /// `view(by, online, quorate, version of every member)`.
+    fn view(by: &str, online: &[&str], quorate: bool, v: u64) -> Published {
+        Published {
+            by: by.into(),
+            online: online.iter().map(|n| n.to_string()).collect(),
+            quorate,
+            expected_votes: 3,
+            total_votes: online.len() as u32,
+            quorum: 2,
+            runtime_expected: None,
+            versions: online.iter().map(|n| (n.to_string(), v)).collect(),
+            votes: online.iter().map(|n| (n.to_string(), 1)).collect(),
+        }
+    }
+
+    #[test]
+    fn an_inquorate_view_never_hides_another_nodes_quorate_one() {
+        let quorate = view("pve1", &["pve1", "pve2"], true, 5);
+        let alone = view("pve3", &["pve3"], false, 4);
+        assert!(!may_publish("pve3", &alone, Some(&quorate)));
+        // Nothing fresh, an inquorate view, or this node's own old view: replaced.
+        assert!(may_publish("pve3", &alone, None));
+        assert!(may_publish(
+            "pve3",
+            &alone,
+            Some(&view("pve2", &["pve2"], false, 4))
+        ));
+        assert!(may_publish(
+            "pve1",
+            &view("pve1", &["pve1"], false, 5),
+            Some(&quorate)
+        ));
+        // A quorate view always.
+        assert!(may_publish(
+            "pve2",
+            &view("pve2", &["pve1", "pve2"], true, 5),
+            Some(&alone)
+        ));
+    }
+
+    #[test]
+    fn a_node_cut_off_while_the_nodelist_changed_takes_the_quorate_view() {
+        let quorate = view("pve1", &["pve1", "pve2", "pve4"], true, 5);
+        let alone = view("pve3", &["pve3"], false, 4);
+        assert_eq!(
+            cut_off_view("pve3", &alone, Some(4), 5, Some(quorate.clone())),
+            Some(quorate.clone())
+        );
+        // Not behind the master (a plain partition: corosync merges by itself), not running.
+        assert_eq!(
+            cut_off_view("pve3", &alone, Some(5), 5, Some(quorate.clone())),
+            None
+        );
+        assert_eq!(
+            cut_off_view("pve3", &alone, None, 5, Some(quorate.clone())),
+            None
+        );
+        // Quorate itself, or no fresh quorate view of others.
+        let q3 = view("pve3", &["pve3", "pve5"], true, 4);
+        assert_eq!(
+            cut_off_view("pve3", &q3, Some(4), 5, Some(quorate.clone())),
+            None
+        );
+        assert_eq!(cut_off_view("pve3", &alone, Some(4), 5, None), None);
+        let inq = view("pve1", &["pve1"], false, 5);
+        assert_eq!(cut_off_view("pve3", &alone, Some(4), 5, Some(inq)), None);
+        // The quorate members do not all run the master yet, or they count this node in.
+        let lagging = view("pve1", &["pve1", "pve2"], true, 4);
+        assert_eq!(
+            cut_off_view("pve3", &alone, Some(4), 5, Some(lagging)),
+            None
+        );
+        let with_me = view("pve1", &["pve1", "pve3"], true, 5);
+        assert_eq!(
+            cut_off_view("pve3", &alone, Some(4), 5, Some(with_me)),
+            None
+        );
     }
 }
