@@ -9,6 +9,7 @@ use pve_gitops_schema::datacenter::DatacenterDocument;
 use pve_gitops_schema::spec::GuestType;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 /// Everything the planner needs to know about the live cluster.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +47,10 @@ pub struct Host {
     pub online: bool,
     /// Total memory in MiB (0 when unknown), for spreading evacuated guests.
     pub memory_mib: u64,
+    /// Its interface addresses, where the target knows them (the corosync target: what the
+    /// host's own controller registered); a join checks its ring addresses against them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<BTreeSet<IpAddr>>,
 }
 
 /// Live membership and votequorum numbers.

@@ -44,6 +44,7 @@ fn observed(hosts: &[(&str, bool)], cluster: Option<(&[(&str, u32)], u64)>) -> O
                 name: h.to_string(),
                 online: *on,
                 memory_mib: 65536,
+                addresses: None,
             },
         );
     }
@@ -181,6 +182,36 @@ fn joining_node_with_guests_is_refused() {
         .as_deref()
         .unwrap()
         .contains("join refused"));
+}
+
+/// A joining host whose registered addresses do not include its ring address is refused
+/// before any member edits the nodelist; with the right address (or addresses not known) the
+/// join goes ahead.
+#[test]
+fn joining_node_whose_ring_address_is_not_its_own_is_refused() {
+    let m = manifest(&[("a", 1, ""), ("b", 2, ""), ("c", 3, "")], "");
+    let mut o = observed(
+        &[("a", true), ("b", true), ("c", true)],
+        Some((&[("a", 1), ("b", 2)], 2)),
+    );
+    let has = |o: &mut Observed, addrs: &[&str]| {
+        o.hosts.get_mut("c").unwrap().addresses =
+            Some(addrs.iter().map(|a| a.parse().unwrap()).collect());
+    };
+    has(&mut o, &["10.0.0.99", "192.168.1.3"]);
+    let p = plan(&m, &o);
+    assert_eq!(kinds(&p), ["join_node:c"]);
+    let why = p.steps[0].blocked.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("spec.nodes[2].ring0_addr 10.0.0.3 is not an address of c"),
+        "{why}"
+    );
+    assert!(why.contains("10.0.0.99, 192.168.1.3"), "{why}");
+
+    has(&mut o, &["10.0.0.3"]);
+    assert_eq!(plan(&m, &o).steps[0].blocked, None);
+    o.hosts.get_mut("c").unwrap().addresses = None;
+    assert_eq!(plan(&m, &o).steps[0].blocked, None);
 }
 
 #[test]

@@ -665,7 +665,7 @@ fn d_link_mode_rolling_restart() {
 /// (exit 2); a duplicate ring address is an invalid manifest (exit 2).
 #[test]
 fn e_refusals_change_nothing() {
-    let Some(c) = Cluster::new("sce", 3, 1) else {
+    let Some(mut c) = Cluster::new("sce", 3, 1) else {
         return;
     };
     let t0 = Instant::now();
@@ -720,6 +720,31 @@ fn e_refusals_change_nothing() {
     );
     assert_eq!(confs(&c), before);
     assert_eq!(c.running_version(1), v0);
+
+    // A joining host whose ring0_addr is not one of its addresses (a typo): refused before
+    // any member edits the nodelist — corosync there could not start, and the members would
+    // count a vote that never comes.
+    let n4 = c.add_host();
+    let good = c.addr(n4, 0);
+    let bad = match good.rsplit_once('.') {
+        Some((net, _)) => format!("{net}.99"),
+        None => panic!("not IPv4: {good}"),
+    };
+    let mut nodes: Vec<_> = (1..=3).map(|i| (i, vec![c.addr(i, 0)], false)).collect();
+    nodes.push((n4, vec![bad.clone()], false));
+    c.manifest(&nodes, "", "");
+    let r = c.reconcile(n4, &["--peer-wait", "0s"]);
+    assert_eq!(r.code, Some(1), "{r}");
+    let refusal = format!(
+        "spec.nodes[3].ring0_addr {bad} is not an address of pve{n4} (its addresses: {good})"
+    );
+    for i in 1..=3 {
+        let r = c.reconcile(i, &["--peer-wait", "0s"]);
+        assert_eq!(r.code, Some(1), "the join must be refused:\n{r}");
+        assert!(r.stdout().contains(&refusal), "{refusal}\n{r}");
+    }
+    assert_eq!(confs(&c), before);
+    assert_eq!(c.status(1).expected_votes, 3);
 
     c.simple_manifest(&[1, 2, 3]);
     for i in 1..=3 {

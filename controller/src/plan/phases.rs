@@ -11,6 +11,7 @@ use pve_gitops_schema::corosync::{Corosync2Options, Document, NodeEntry, PveClus
 use pve_gitops_schema::datacenter::{Migration, MigrationType};
 use pve_gitops_schema::spec::{Cluster, GuestType, Node, Transport};
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 /// Steps proposed by one phase, and refusals found on the way.
 #[derive(Debug, Default)]
@@ -471,10 +472,37 @@ fn join(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Opt
                 n.name,
                 guests.join(", ")
             ));
+        } else if let Some(why) = foreign_ring_addresses(desired, n, model) {
+            step = step.blocked(why);
         }
         return Some(Batch::one(step));
     }
     None
+}
+
+/// A joining node's ring addresses that are not among the addresses its host reported (where
+/// the target knows them; names are not resolved). corosync on that node could not start —
+/// it finds itself in the nodelist by its own address — while the members would already count
+/// its vote, one failure closer to losing quorum, and a joined node's address cannot be
+/// changed by reload.
+fn foreign_ring_addresses(desired: &Cluster, n: &Node, model: &Observed) -> Option<String> {
+    let own = model.hosts.get(&n.name)?.addresses.as_ref()?;
+    let idx = desired.spec.nodes.iter().position(|d| d.name == n.name)?;
+    let foreign: Vec<String> = links_of(n)
+        .into_iter()
+        .filter(|(_, a)| a.parse::<IpAddr>().is_ok_and(|ip| !own.contains(&ip)))
+        .map(|(l, a)| format!("spec.nodes[{idx}].ring{l}_addr {a}"))
+        .collect();
+    if foreign.is_empty() {
+        return None;
+    }
+    let has: Vec<String> = own.iter().map(IpAddr::to_string).collect();
+    Some(format!(
+        "join refused: {} is not an address of {} (its addresses: {}); correct the manifest — corosync there could not start, while the members would count its vote",
+        foreign.join(", "),
+        n.name,
+        if has.is_empty() { "none".to_string() } else { has.join(", ") }
+    ))
 }
 
 fn expected_votes(desired: &Cluster, model: &Observed, _: &BTreeSet<String>) -> Option<Batch> {

@@ -26,6 +26,7 @@ use pve_gitops_schema::corosync::Document;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -320,10 +321,48 @@ pub fn register(t: &CorosyncTarget, running: Option<bool>) -> Result<(), TargetE
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let state = if running { "running" } else { "stopped" };
+    let addrs = local_addresses()
+        .map(|a| {
+            let list: Vec<String> = a.iter().map(IpAddr::to_string).collect();
+            format!(" {}", list.join(","))
+        })
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{}.tmp", t.opts.node));
-    fs::write(&tmp, format!("{now} {state}\n"))
+    fs::write(&tmp, format!("{now} {state}{addrs}\n"))
         .and_then(|()| fs::rename(&tmp, &path))
         .map_err(io_write(&path))
+}
+
+/// This host's interface addresses (loopback left out); None when they cannot be read.
+fn local_addresses() -> Option<BTreeSet<IpAddr>> {
+    let ifs = if_addrs::get_if_addrs().ok()?;
+    Some(
+        ifs.iter()
+            .filter(|i| !i.is_loopback())
+            .map(if_addrs::Interface::ip)
+            .collect(),
+    )
+}
+
+/// What a host's registration says: `TIMESTAMP running|stopped [ADDR,ADDR...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// corosync ran there at the last registration.
+    pub running: bool,
+    /// Its interface addresses (None: not given, e.g. by an older pve-gitops).
+    pub addresses: Option<BTreeSet<IpAddr>>,
+}
+
+impl Registration {
+    /// Parse a registration file's text.
+    pub fn parse(text: &str) -> Registration {
+        let mut f = text.split_whitespace().skip(1);
+        let running = f.next() == Some("running");
+        let addresses = f
+            .next()
+            .map(|list| list.split(',').filter_map(|a| a.parse().ok()).collect());
+        Registration { running, addresses }
+    }
 }
 
 fn fresh(path: &Path) -> bool {
@@ -334,8 +373,8 @@ fn fresh(path: &Path) -> bool {
         .is_some_and(|age| age < HOST_TTL)
 }
 
-/// Hosts registered within [`HOST_TTL`], with whether corosync ran on them then.
-pub fn registered_hosts(t: &CorosyncTarget) -> BTreeMap<String, bool> {
+/// Hosts registered within [`HOST_TTL`], with what they registered.
+pub fn registered_hosts(t: &CorosyncTarget) -> BTreeMap<String, Registration> {
     let Ok(rd) = fs::read_dir(t.opts.shared.join(HOSTS_DIR)) else {
         return BTreeMap::new();
     };
@@ -347,7 +386,7 @@ pub fn registered_hosts(t: &CorosyncTarget) -> BTreeMap<String, bool> {
                 return None;
             }
             let text = fs::read_to_string(e.path()).ok()?;
-            Some((name, text.split_whitespace().nth(1) == Some("running")))
+            Some((name, Registration::parse(&text)))
         })
         .collect()
 }
@@ -583,15 +622,17 @@ pub fn observe(t: &CorosyncTarget) -> Result<(Observed, Live), TargetError> {
         let online = name == t.opts.node
             || o.membership.online.contains(&name)
             || match registered.get(&name) {
-                Some(running) => !(nodelist.contains(&name) && *running),
+                Some(r) => !(nodelist.contains(&name) && r.running),
                 None => false,
             };
+        let addresses = registered.get(&name).and_then(|r| r.addresses.clone());
         o.hosts.insert(
             name.clone(),
             Host {
                 name,
                 online,
                 memory_mib: 0,
+                addresses,
             },
         );
     }
@@ -708,13 +749,30 @@ mod tests {
     #[test]
     fn registration_keeps_state_when_not_given() {
         let (t, root) = target("reg");
+        let running = |t: &CorosyncTarget| registered_hosts(t).get("pve2").map(|r| r.running);
         register(&t, Some(true)).unwrap();
-        assert_eq!(registered_hosts(&t).get("pve2"), Some(&true));
+        assert_eq!(running(&t), Some(true));
         register(&t, None).unwrap();
-        assert_eq!(registered_hosts(&t).get("pve2"), Some(&true));
+        assert_eq!(running(&t), Some(true));
         register(&t, Some(false)).unwrap();
-        assert_eq!(registered_hosts(&t).get("pve2"), Some(&false));
+        assert_eq!(running(&t), Some(false));
+        // This host's own addresses are registered with it (the machine running the test has
+        // at least one non-loopback address).
+        let addrs = registered_hosts(&t)["pve2"].addresses.clone();
+        assert_eq!(addrs, local_addresses());
+        assert!(addrs.is_some_and(|a| !a.is_empty() && a.iter().all(|i| !i.is_loopback())));
         let _ = fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn registrations_parse_with_and_without_addresses() {
+        let r = Registration::parse("1795000000 stopped 10.0.0.4,fd00::4,bogus\n");
+        assert!(!r.running);
+        let want: BTreeSet<IpAddr> =
+            ["10.0.0.4".parse().unwrap(), "fd00::4".parse().unwrap()].into();
+        assert_eq!(r.addresses, Some(want));
+        let old = Registration::parse("1795000000 running\n");
+        assert_eq!((old.running, old.addresses), (true, None));
     }
 
     #[test]

@@ -207,6 +207,7 @@ fn host(name: &str, online: bool) -> Host {
         name: name.to_string(),
         online,
         memory_mib: 0,
+        addresses: None,
     }
 }
 

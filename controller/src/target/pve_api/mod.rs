@@ -670,6 +670,7 @@ impl Target for ApiTarget {
                     name: e.name.clone(),
                     online: e.online,
                     memory_mib: 0,
+                    addresses: None,
                 },
             );
         }
@@ -688,6 +689,7 @@ impl Target for ApiTarget {
                     name: name.clone(),
                     online: up,
                     memory_mib: 0,
+                    addresses: None,
                 },
             );
             if up {
@@ -699,6 +701,7 @@ impl Target for ApiTarget {
                 name: name.clone(),
                 online: false,
                 memory_mib: 0,
+                addresses: None,
             });
         }
         for g in guests {

@@ -129,6 +129,7 @@ impl World {
                         name: n.clone(),
                         online: h.powered_on,
                         memory_mib: h.memory_mib,
+                        addresses: None,
                     },
                 )
             })
@@ -138,6 +139,7 @@ impl World {
                 name: n,
                 online: false,
                 memory_mib: 0,
+                addresses: None,
             });
         }
         hosts
