@@ -2,7 +2,7 @@
 //! refusals and the quorum replay. Golden tests against sim directories live in plans.rs.
 
 use pve_gitops::observed::{Host, Observed, ObservedGuest};
-use pve_gitops::plan::step::{Gate, StepKind};
+use pve_gitops::plan::step::{Gate, Method, StepKind};
 use pve_gitops::plan::{plan, Plan};
 use pve_gitops_schema::corosync::Document;
 use pve_gitops_schema::spec::{Cluster, GuestType};
@@ -423,4 +423,47 @@ fn a_stopped_node_starts_only_once_the_members_run_the_current_conf() {
         "{:?}",
         kinds(&p)
     );
+}
+
+/// Members behind the current corosync.conf while another member runs it (they missed its
+/// reload): one reload, version unchanged, on a member that runs it. Nobody running it yet (a
+/// change written and never reloaded) or a member ahead of it: the gate, nothing reloaded.
+#[test]
+fn members_that_missed_a_reload_get_one_more_only_when_it_was_applied() {
+    let m = manifest(&[("a", 1, ""), ("b", 2, ""), ("c", 3, "")], "");
+    let with_versions = |a: u64, b: u64, c: u64| {
+        let mut o = observed(
+            &[("a", true), ("b", true), ("c", true)],
+            Some((&[("a", 1), ("b", 2), ("c", 3)], 5)),
+        );
+        for (n, v) in [("a", a), ("b", b), ("c", c)] {
+            o.node_config_versions.insert(n.into(), v);
+        }
+        o
+    };
+    // a missed it: b (the lowest nodeid running 5) reloads.
+    let p = plan(&m, &with_versions(4, 5, 5));
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(kinds(&p), ["update_corosync:b"]);
+    match &p.steps[0].kind {
+        StepKind::UpdateCorosync(u) => {
+            assert_eq!((u.from_version, u.to_version), (5, 5));
+            assert_eq!(u.method, Method::Reload);
+            assert_eq!(u.changes, ["reload for a (runs 4)"]);
+            assert!(u.corosync_conf.contains("config_version: 5"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let gate = |p: &Plan| {
+        matches!(
+            p.steps.first().map(|s| &s.kind),
+            Some(StepKind::Wait(w)) if matches!(w.gate, Gate::ConfigVersion { .. })
+        )
+    };
+    // Written, never reloaded: every member runs 4.
+    let p = plan(&m, &with_versions(4, 4, 4));
+    assert!(gate(&p), "{:?}", kinds(&p));
+    // A member runs a newer version than the conf.
+    let p = plan(&m, &with_versions(5, 5, 6));
+    assert!(gate(&p), "{:?}", kinds(&p));
 }

@@ -226,6 +226,51 @@ fn update_corosync_new_bak_rename_under_lock() {
     assert!(matches!(tg.apply(&wrong), Err(TargetError::Stale { .. })));
 }
 
+/// The reload for members that missed one (version unchanged): `corosync-cfgtool -R` under
+/// the lock, corosync.conf untouched.
+#[test]
+fn update_corosync_with_the_same_version_reloads_only() {
+    let (t, root) = cluster("update-catchup");
+    let r = healthy();
+    r.on(
+        &["corosync-cfgtool", "-R"],
+        Output::ok("Reloading corosync.conf...\nDone\n"),
+    );
+    let before = fs::read_to_string(root.join("corosync.conf")).unwrap();
+    let s = step(
+        StepKind::UpdateCorosync(UpdateCorosync {
+            changes: vec!["reload for pve3 (runs 4)".into()],
+            method: Method::Reload,
+            method_reason: "they missed the reload of config_version 5".into(),
+            restart_order: Vec::new(),
+            from_version: 5,
+            to_version: 5,
+            corosync_conf: before.clone(),
+        }),
+        "pve1",
+    );
+    let mut tg = target(&t, &root, &r);
+    let done = tg.apply(&s).unwrap();
+    assert!(
+        done.message
+            .contains("reloaded for the members that missed it"),
+        "{}",
+        done.message
+    );
+    assert!(r
+        .argvs()
+        .contains(&vec!["corosync-cfgtool".to_string(), "-R".to_string()]));
+    assert_eq!(
+        fs::read_to_string(root.join("corosync.conf")).unwrap(),
+        before
+    );
+    assert!(!root.join("corosync.conf.bak").exists());
+    assert!(
+        !root.join("priv/lock/file-corosync_conf").exists(),
+        "lock released"
+    );
+}
+
 #[test]
 fn update_corosync_refused_while_the_lock_is_held() {
     let (t, root) = cluster("update-locked");

@@ -958,5 +958,53 @@ fn h_partitioned_member_catches_up() {
     for i in [1, 2, 3, n4] {
         c.assert_in_sync(i);
     }
+
+    // Cut off again while the others change a reloadable option: when the network heals,
+    // corosync merges pve3 back still running the old version (it turns away only a node that
+    // starts with a stale one). The config-version gate would hold every later change forever;
+    // a member that runs the new version reloads once more, and pve3 catches up.
+    let t1 = Instant::now();
+    let v1 = c.running_version(1);
+    c.h.link_down(3, 0).expect("cut pve3");
+    c.wait_members(1, &[1, 2, 4]);
+    let nodes: Vec<_> = [1, 2, 3, n4]
+        .iter()
+        .map(|&i| (i, vec![c.addr(i, 0)], false))
+        .collect();
+    c.manifest(&nodes, "    token_coefficient: 250\n", "");
+    c.converge(&[1, 2, n4]);
+    assert_eq!(c.running_version(1), v1 + 1);
+    c.h.link_up(3, 0).expect("reconnect pve3");
+    c.wait_members(1, &[1, 2, 3, 4]);
+    assert_eq!(
+        c.running_version(3),
+        v1,
+        "pve3 merged back running the old version"
+    );
+    let runs = c.converge(&[1, 2, 3, n4]);
+    note("h", "pve3 back after a reloadable change", t1);
+    let applied = Cluster::applied(&runs);
+    assert_eq!(
+        applied.values().sum::<usize>(),
+        1,
+        "one catch-up reload: {applied:?}"
+    );
+    assert!(
+        applied.keys().all(|k| k.starts_with("update_corosync ")),
+        "{applied:?}"
+    );
+    assert!(
+        runs.iter().any(|r| r
+            .stdout()
+            .contains("reloaded for the members that missed it")),
+        "no run reported the catch-up reload"
+    );
+    for i in [1, 2, 3, n4] {
+        assert_eq!(c.running_version(i), v1 + 1, "pve{i}");
+    }
+    c.wait_members(1, &[1, 2, 3, 4]);
+    for i in [1, 2, 3, n4] {
+        c.assert_in_sync(i);
+    }
     note("h", "total", t0);
 }

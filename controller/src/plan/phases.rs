@@ -317,12 +317,52 @@ fn lagging_members(model: &Observed) -> Vec<String> {
         .collect()
 }
 
+/// Members behind the current corosync.conf. When some member already runs its version (the
+/// writer reloaded and verified it) and the others run older ones — they were cut off during
+/// that reload and merged back with their old configuration; corosync does not turn a running
+/// member away for that — one more reload brings them in: planned as a reload with the
+/// version unchanged, on a member that runs it. Otherwise (nobody runs it yet: a change was
+/// written and never reloaded, or a member runs a newer one) the gate: nobody reloads a
+/// change that was never applied.
 fn converge_versions(_: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Option<Batch> {
     let version = model.config_version();
-    model.corosync.as_ref()?;
+    let doc = model.corosync.as_ref()?;
     let lagging = lagging_members(model);
     if lagging.is_empty() {
         return None;
+    }
+    let online = |n: &String| model.membership.online.contains(n);
+    let behind: Vec<&str> = model
+        .node_config_versions
+        .iter()
+        .filter(|(n, v)| online(n) && **v < version)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let applied = model
+        .node_config_versions
+        .iter()
+        .any(|(n, v)| online(n) && *v == version);
+    if applied && behind.len() == lagging.len() && model.membership.quorate {
+        if let Some(via) = executor(model, &behind) {
+            let step = Step::new(
+                StepKind::UpdateCorosync(UpdateCorosync {
+                    changes: vec![format!("reload for {}", lagging.join(", "))],
+                    method: Method::Reload,
+                    method_reason: format!(
+                        "they missed the reload of config_version {version}"
+                    ),
+                    restart_order: Vec::new(),
+                    from_version: version,
+                    to_version: version,
+                    corosync_conf: doc.to_string(),
+                }),
+                &via,
+                "members run an older corosync.conf than the others (cut off during its reload): reload it once more",
+            );
+            if !excluded.contains(&step.key()) {
+                return Some(Batch::one(step));
+            }
+        }
     }
     let step = Step::new(
         StepKind::Wait(Wait {

@@ -309,10 +309,22 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
     // The lock was free at the first attempt and the master is still the planned one: nothing
     // a controller does (every change takes this lock) can have happened since the observation
     // the step was planned from, so it stands; after a wait, ask corosync again.
+    // The reload for members that missed one (`from == to`) leaves the master as it is, so
+    // the version check above cannot tell whether another controller did it first: corosync
+    // is asked again under the lock.
+    let catch_up = from == to;
     let live = match observed {
-        Some(l) if !waited => l,
+        Some(l) if !waited && !catch_up => l,
         _ => observe::live(t),
     };
+    if catch_up && behind(&live, to).is_empty() {
+        return Err(stale(
+            step,
+            format!(
+                "every member runs config_version {to} already (another controller reloaded it)"
+            ),
+        ));
+    }
     let Some(st) = live.status.as_ref() else {
         return Err(refused(
             step,
@@ -388,6 +400,29 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
             || (running_version() == Some(to)).then_some(()),
         )
         .is_some();
+    if verified && catch_up {
+        let ok = wait_for(
+            VERIFY_WAIT,
+            || {},
+            || behind(&observe::live(t), to).is_empty().then_some(()),
+        );
+        if ok.is_none() {
+            let left = behind(&observe::live(t), to);
+            return Err(TargetError::Command {
+                command: "corosync-cfgtool -R".into(),
+                message: format!(
+                    "{}; reloaded, but {} still run an older config_version than {to} (see their corosync logs)",
+                    out.message(),
+                    left.join(", ")
+                ),
+            });
+        }
+        let _ = observe::republish(t);
+        drop(lock);
+        return Ok(format!(
+            "corosync.conf config_version {to} reloaded for the members that missed it; every member runs {to}"
+        ));
+    }
     if !verified {
         let runs = running_version()
             .map(|v| v.to_string())
@@ -413,6 +448,34 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
     let _ = observe::republish(t);
     drop(lock);
     Ok(message)
+}
+
+/// Members (by nodeid) that run another config_version than `version`, as `ID (runs V)`.
+fn behind(live: &Live, version: u64) -> Vec<String> {
+    let Some(st) = &live.status else {
+        return vec!["(corosync is not running here)".into()];
+    };
+    st.members
+        .iter()
+        .filter_map(|(id, _, name)| {
+            let v = live
+                .member_versions
+                .get(id)
+                .copied()
+                .or(live.running_version);
+            (v != Some(version)).then(|| {
+                let who = if name.is_empty() {
+                    id.to_string()
+                } else {
+                    name.clone()
+                };
+                format!(
+                    "{who} (runs {})",
+                    v.map_or_else(|| "?".to_string(), |v| v.to_string())
+                )
+            })
+        })
+        .collect()
 }
 
 fn member_names(st: &QuorumStatus, ids: &BTreeMap<String, u32>) -> BTreeSet<String> {

@@ -185,6 +185,14 @@ impl CorosyncTarget {
     fn quorate_member(&self) -> bool {
         self.status_now().is_some_and(|s| s.quorate)
     }
+
+    /// The config_version corosync runs here: the fresh observation's, else asked now.
+    fn running_now(&self) -> Option<u64> {
+        match self.fresh_live() {
+            Some(l) => l.running_version,
+            None => observe::running_version(),
+        }
+    }
 }
 
 impl Target for CorosyncTarget {
@@ -243,6 +251,19 @@ impl Target for CorosyncTarget {
                 "{me} cannot remove itself; a quorate member's controller runs `{}`",
                 step.summary
             )),
+            // The reload for members that missed one runs on a member that runs the version.
+            StepKind::UpdateCorosync(u) if u.from_version == u.to_version => {
+                member()?;
+                match self.running_now() {
+                    Some(v) if v == u.to_version => Ok(()),
+                    v => Err(format!(
+                        "`{}` runs on a member that runs config_version {} ({me} runs {})",
+                        step.summary,
+                        u.to_version,
+                        v.map_or_else(|| "?".to_string(), |v| v.to_string())
+                    )),
+                }
+            }
             StepKind::JoinNode(_) | StepKind::RemoveNode(_) | StepKind::UpdateCorosync(_) => {
                 member()
             }

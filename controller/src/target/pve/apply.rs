@@ -249,6 +249,18 @@ fn update(t: &mut PveTarget, step: &Step, s: &UpdateCorosync) -> Result<String, 
         .map_err(|e| lock_err(step, e))?;
     let current = read_opt(&path)?.ok_or_else(|| stale(step, "corosync.conf is gone"))?;
     let current_version = conf_version(&current);
+    if s.from_version == s.to_version && current_version == Some(s.to_version) {
+        // Members that missed the reload of this version (cut off at the time, merged back
+        // with their old configuration): one more `corosync-cfgtool -R`, as pmxcfs runs after a
+        // change — every node re-reads its own copy, which pmxcfs keeps in sync.
+        let timeout = t.opts.command_timeout;
+        run_ok(t, &argv::cfgtool_reload(), None, timeout, None)?;
+        drop(lock);
+        return Ok(format!(
+            "corosync.conf config_version {} reloaded for the members that missed it",
+            s.to_version
+        ));
+    }
     if current_version == Some(s.to_version) && current == s.corosync_conf {
         drop(lock);
         return Ok(format!(

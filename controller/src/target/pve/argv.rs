@@ -125,6 +125,12 @@ pub fn quorum_list() -> Vec<String> {
     vec![s("corosync-quorumtool"), s("-l")]
 }
 
+/// `corosync-cfgtool -R`: every node re-reads its own corosync.conf (what pmxcfs runs after
+/// a change).
+pub fn cfgtool_reload() -> Vec<String> {
+    vec![s("corosync-cfgtool"), s("-R")]
+}
+
 /// `corosync-cmapctl -g KEY`.
 pub fn cmap_get(key: &str) -> Vec<String> {
     vec![s("corosync-cmapctl"), s("-g"), key.to_string()]
