@@ -458,11 +458,7 @@ fn behind(live: &Live, version: u64) -> Vec<String> {
     st.members
         .iter()
         .filter_map(|(id, _, name)| {
-            let v = live
-                .member_versions
-                .get(id)
-                .copied()
-                .or(live.running_version);
+            let v = live.member_version(*id);
             (v != Some(version)).then(|| {
                 let who = if name.is_empty() {
                     id.to_string()

@@ -45,6 +45,18 @@ pub struct Live {
     pub member_versions: BTreeMap<u32, u64>,
 }
 
+impl Live {
+    /// The config_version member `id` runs: `runtime.members.<id>.config_version` (refreshed
+    /// by a reload too, seen on corosync 3.1.7); a member missing there reports what this node
+    /// runs.
+    pub fn member_version(&self, id: u32) -> Option<u64> {
+        self.member_versions
+            .get(&id)
+            .copied()
+            .or(self.running_version)
+    }
+}
+
 /// The membership as a running member saw it, for nodes whose corosync is down.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Published {
@@ -440,13 +452,7 @@ pub fn published(t: &CorosyncTarget, doc: Option<&Document>, live: &Live) -> Opt
             .members
             .iter()
             .filter_map(|(id, _, n)| {
-                // runtime.members.<id>.config_version (refreshed by a reload too, seen on
-                // corosync 3.1.7); a member missing there reports what this node runs.
-                let v = live
-                    .member_versions
-                    .get(id)
-                    .copied()
-                    .or(live.running_version)?;
+                let v = live.member_version(*id)?;
                 Some((name(*id, n), v))
             })
             .collect(),
