@@ -1008,3 +1008,53 @@ fn h_partitioned_member_catches_up() {
     }
     note("h", "total", t0);
 }
+
+/// A removal while a member is cut off: of five nodes pve3 is cut off and pve5 powered off;
+/// pve1, pve2 and pve4 (quorate, 3 of 5) remove pve5. When pve3 is back corosync merges it
+/// still running the old version (its nodelist has pve5 in addition, which is down); a member
+/// that runs the new version reloads once more, and every node runs it.
+#[test]
+fn i_removal_while_a_member_is_cut_off() {
+    let Some(c) = Cluster::new("sci", 5, 1) else {
+        return;
+    };
+    let t0 = Instant::now();
+    create(&c, &[1, 2, 3, 4, 5], |i| vec![c.addr(i, 0)]);
+    note("i", "create 5 nodes", t0);
+    let v0 = c.running_version(1);
+    c.h.link_down(3, 0).expect("cut pve3");
+    c.wait_members(1, &[1, 2, 4, 5]);
+    c.stop_node(5);
+    c.wait_members(1, &[1, 2, 4]);
+    let nodes: Vec<_> = (1..=5).map(|i| (i, vec![c.addr(i, 0)], i == 5)).collect();
+    c.manifest(&nodes, "", "");
+    c.converge(&[1, 2, 4]);
+    assert_eq!(c.running_version(1), v0 + 1);
+    assert!(!c.master().contains("pve5"));
+
+    c.h.link_up(3, 0).expect("reconnect pve3");
+    c.wait_members(1, &[1, 2, 3, 4]);
+    assert_eq!(
+        c.running_version(3),
+        v0,
+        "pve3 merged back running the old version"
+    );
+    let runs = c.converge(&[1, 2, 3, 4]);
+    note("i", "pve3 back", t0);
+    let applied = Cluster::applied(&runs);
+    assert_eq!(applied.values().sum::<usize>(), 1, "{applied:?}");
+    assert!(
+        applied.keys().all(|k| k.starts_with("update_corosync ")),
+        "{applied:?}"
+    );
+    let st = c.wait_members(1, &[1, 2, 3, 4]);
+    assert_eq!((st.expected_votes, st.total_votes, st.quorum), (4, 4, 3));
+    for i in 1..=4 {
+        assert_eq!(c.running_version(i), v0 + 1, "pve{i}");
+    }
+    all_same(&c, &[1, 2, 3, 4]);
+    for i in 1..=4 {
+        c.assert_in_sync(i);
+    }
+    note("i", "total", t0);
+}
