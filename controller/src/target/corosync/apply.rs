@@ -308,10 +308,9 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
     }
     // The lock was free at the first attempt and the master is still the planned one: nothing
     // a controller does (every change takes this lock) can have happened since the observation
-    // the step was planned from, so it stands; after a wait, ask corosync again.
-    // The reload for members that missed one (`from == to`) leaves the master as it is, so
-    // the version check above cannot tell whether another controller did it first: corosync
-    // is asked again under the lock.
+    // the step was planned from, so it stands; after a wait, ask corosync again. Not for the
+    // reload for members that missed one (`from == to`): it leaves the master as it is, so the
+    // version check above cannot tell whether another controller did it first.
     let catch_up = from == to;
     let live = match observed {
         Some(l) if !waited && !catch_up => l,
@@ -393,53 +392,53 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
         ));
     }
     let out = tools::run(&[tool("corosync-cfgtool"), "-R".into()], TOOL_TIMEOUT)?;
+    // Verified by the version corosync runs here; the reload for members that missed one also
+    // by every member's.
     let verified = out.success()
         && wait_for(
             VERIFY_WAIT,
             || {},
             || (running_version() == Some(to)).then_some(()),
         )
-        .is_some();
-    if verified && catch_up {
-        let ok = wait_for(
-            VERIFY_WAIT,
-            || {},
-            || behind(&observe::live(t), to).is_empty().then_some(()),
-        );
-        if ok.is_none() {
-            let left = behind(&observe::live(t), to);
-            return Err(TargetError::Command {
-                command: "corosync-cfgtool -R".into(),
-                message: format!(
-                    "{}; reloaded, but {} still run an older config_version than {to} (see their corosync logs)",
-                    out.message(),
-                    left.join(", ")
-                ),
-            });
-        }
-        let _ = observe::republish(t);
-        drop(lock);
-        return Ok(format!(
-            "corosync.conf config_version {to} reloaded for the members that missed it; every member runs {to}"
-        ));
-    }
+        .is_some()
+        && (!catch_up
+            || wait_for(
+                VERIFY_WAIT,
+                || {},
+                || behind(&observe::live(t), to).is_empty().then_some(()),
+            )
+            .is_some());
     if !verified {
         let runs = running_version()
             .map(|v| v.to_string())
             .unwrap_or_else(|| "?".into());
-        let rb = rollback(t, &old);
+        let (left, rb) = if catch_up {
+            let left = behind(&observe::live(t), to);
+            (
+                format!("; {} still run an older one", left.join(", ")),
+                "the master is unchanged".to_string(),
+            )
+        } else {
+            (String::new(), rollback(t, &old))
+        };
         return Err(TargetError::Command {
             command: "corosync-cfgtool -R".into(),
             message: format!(
-                "{}; corosync runs config_version {runs}, the new file has {to}: the reload was not applied (see the corosync log for the reason); {rb}",
+                "{}; corosync runs config_version {runs}, the new file has {to}{left}: the reload was not applied (see the corosync log for the reason); {rb}",
                 out.message()
             ),
         });
     }
-    let mut message = format!(
-        "corosync.conf config_version {from} -> {to}: installed on {}, reloaded, corosync runs {to}",
-        members.join(", ")
-    );
+    let mut message = if catch_up {
+        format!(
+            "corosync.conf config_version {to} reloaded for the members that missed it; every member runs {to}"
+        )
+    } else {
+        format!(
+            "corosync.conf config_version {from} -> {to}: installed on {}, reloaded, corosync runs {to}",
+            members.join(", ")
+        )
+    };
     if let Some(order) = rolling {
         rolling_restart(t, step, &lock, order, &ids, &members)?;
         message.push_str(&format!("; restarted {} one at a time", order.join(", ")));

@@ -213,8 +213,9 @@ impl Target for CorosyncTarget {
 
     fn apply(&mut self, step: &Step) -> Result<Applied, TargetError> {
         // A step changes what corosync reports: the observation is used at most by this step.
-        let observed = self.live.take().filter(|(at, _)| at.elapsed() < LIVE_FRESH);
-        apply::apply(self, step, observed.map(|(_, l)| l))
+        let observed = self.fresh_live().cloned();
+        self.live = None;
+        apply::apply(self, step, observed)
     }
 
     /// Node-local steps run on their node; cluster-wide corosync steps on any quorate member
@@ -295,11 +296,7 @@ impl Target for CorosyncTarget {
     /// corosync.conf lock or the published membership changes; a new master is installed here
     /// straight away.
     fn await_change(&mut self, limit: Duration) {
-        let lock = self
-            .opts
-            .shared
-            .join(pve_gitops_schema::pmxcfs::LOCK_DIR)
-            .join(pve_gitops_schema::pmxcfs::lock_id_for_file(MASTER_CONF));
+        let lock = crate::cfs_lock::lock_path(&self.opts.shared, &master_lock_id());
         let paths = [
             self.master_path(),
             lock.join(crate::cfs_lock::OWNER_FILE),
@@ -325,10 +322,7 @@ impl Target for CorosyncTarget {
     /// controller's, waited for by nobody until it is taken over).
     fn busy_elsewhere(&self, observed: &Observed) -> Option<String> {
         observed.lock.as_ref()?;
-        let held = crate::cfs_lock::holder(
-            &self.opts.shared,
-            &pve_gitops_schema::pmxcfs::lock_id_for_file(MASTER_CONF),
-        )?;
+        let held = crate::cfs_lock::holder(&self.opts.shared, &master_lock_id())?;
         (held.holder != self.opts.node && Duration::from_secs(held.age_secs) < BUSY_FRESH).then(
             || {
                 format!(
@@ -338,6 +332,11 @@ impl Target for CorosyncTarget {
             },
         )
     }
+}
+
+/// The cfs lock id of the master corosync.conf (`file-corosync_conf`).
+pub(crate) fn master_lock_id() -> String {
+    pve_gitops_schema::pmxcfs::lock_id_for_file(MASTER_CONF)
 }
 
 /// A corosync.conf lock refreshed longer ago than this is not "another controller at work".

@@ -18,7 +18,7 @@
 //! start or stop anything; they only keep this node's replica current, as pmxcfs would.
 
 use super::tools::{self, QuorumStatus, TOOL_TIMEOUT};
-use super::{digest, tool, CorosyncTarget, HOSTS_DIR, MASTER_CONF, MEMBERSHIP_FILE, SYNC_RECORD};
+use super::{digest, tool, CorosyncTarget, HOSTS_DIR, MEMBERSHIP_FILE, SYNC_RECORD};
 use crate::configfs::{atomic_write, ConfigFs};
 use crate::observed::{Host, Membership, Observed};
 use crate::target::TargetError;
@@ -316,8 +316,9 @@ impl<'a> Replica<'a> {
     }
 }
 
-/// Register this host: write `TIMESTAMP running|stopped` to `DIR/priv/pve-gitops/hosts/NAME`
-/// (`running`: whether corosync runs here; None keeps the state last written).
+/// Register this host: write `TIMESTAMP running|stopped ADDR,ADDR…` to
+/// `DIR/priv/pve-gitops/hosts/NAME` (`running`: whether corosync runs here, None keeps the
+/// state last written; this host's interface addresses, see [`Registration`]).
 ///
 /// # Errors
 /// The registration cannot be written.
@@ -326,7 +327,7 @@ pub fn register(t: &CorosyncTarget, running: Option<bool>) -> Result<(), TargetE
     fs::create_dir_all(&dir).map_err(io_write(&dir))?;
     let path = dir.join(&t.opts.node);
     let running = running.unwrap_or_else(|| {
-        fs::read_to_string(&path).is_ok_and(|s| s.split_whitespace().nth(1) == Some("running"))
+        fs::read_to_string(&path).is_ok_and(|s| Registration::parse(&s).running)
     });
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -660,11 +661,7 @@ pub fn observe(t: &CorosyncTarget) -> Result<(Observed, Live), TargetError> {
         }
     }
     o.leftover_node_dirs = leftover.into_iter().collect();
-    o.lock = crate::cfs_lock::holder(
-        &t.opts.shared,
-        &pve_gitops_schema::pmxcfs::lock_id_for_file(MASTER_CONF),
-    )
-    .map(|h| h.holder);
+    o.lock = crate::cfs_lock::holder(&t.opts.shared, &super::master_lock_id()).map(|h| h.holder);
     Ok((o, live))
 }
 
