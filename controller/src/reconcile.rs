@@ -9,9 +9,10 @@
 //!
 //! With [`Options::peer_wait`] (per-node controllers), a run that would stop because the next
 //! step is another node's, or while another controller holds the cluster lock (the plan may
-//! show its step half done, or its step may still need this node; [`Target::busy_elsewhere`]), re-observes whenever the target says
-//! the cluster may have changed ([`Target::await_change`]) instead, up to that long: the joining node's controller waits for a member's nodelist edit
-//! and then starts corosync itself in the same run.
+//! show its step half done, or its step may still need this node;
+//! [`Target::busy_elsewhere`]), re-observes instead whenever the target says the cluster may
+//! have changed ([`Target::await_change`]), up to that long: the joining node's controller
+//! waits for a member's nodelist edit and then starts corosync itself in the same run.
 
 use crate::plan::step::Step;
 use crate::plan::{plan, Plan};

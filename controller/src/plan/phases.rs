@@ -331,18 +331,19 @@ fn converge_versions(_: &Cluster, model: &Observed, excluded: &BTreeSet<String>)
     if lagging.is_empty() {
         return None;
     }
-    let online = |n: &String| model.membership.online.contains(n);
-    let behind: Vec<&str> = model
-        .node_config_versions
-        .iter()
-        .filter(|(n, v)| online(n) && **v < version)
+    let members = || {
+        model
+            .node_config_versions
+            .iter()
+            .filter(|(n, _)| model.membership.online.contains(*n))
+    };
+    let behind: Vec<&str> = members()
+        .filter(|(_, v)| **v < version)
         .map(|(n, _)| n.as_str())
         .collect();
-    let applied = model
-        .node_config_versions
-        .iter()
-        .any(|(n, v)| online(n) && *v == version);
-    if applied && behind.len() == lagging.len() && model.membership.quorate {
+    let applied = members().any(|(_, v)| *v == version);
+    let ahead = members().any(|(_, v)| *v > version);
+    if applied && !ahead && model.membership.quorate {
         if let Some(via) = executor(model, &behind) {
             let step = Step::new(
                 StepKind::UpdateCorosync(UpdateCorosync {
