@@ -147,11 +147,12 @@ impl std::fmt::Display for Run {
 /// per-node controller that re-runs on events does (no busy re-running while others work).
 pub fn needs_run(runs: &[Run], node: usize) -> bool {
     let last_change = runs.iter().filter(|r| r.changed()).map(|r| r.ended).max();
-    !runs
-        .iter()
-        .rev()
-        .find(|r| r.node == node)
-        .is_some_and(|r| !r.changed() && last_change.is_none_or(|c| r.started > c))
+    !latest(runs, node).is_some_and(|r| !r.changed() && last_change.is_none_or(|c| r.started > c))
+}
+
+/// `node`'s latest run.
+fn latest(runs: &[Run], node: usize) -> Option<&Run> {
+    runs.iter().rev().find(|r| r.node == node)
 }
 
 /// How often a quiet controller runs anyway (a daemon's resync interval, shortened): a change
@@ -162,12 +163,7 @@ pub const QUIET_RERUN: std::time::Duration = std::time::Duration::from_millis(50
 /// Whether `node`'s controller is due to run now: [`needs_run`], or its latest run ended
 /// [`QUIET_RERUN`] ago.
 pub fn due(runs: &[Run], node: usize) -> bool {
-    needs_run(runs, node)
-        || runs
-            .iter()
-            .rev()
-            .find(|r| r.node == node)
-            .is_none_or(|r| r.ended.elapsed() >= QUIET_RERUN)
+    needs_run(runs, node) || latest(runs, node).is_none_or(|r| r.ended.elapsed() >= QUIET_RERUN)
 }
 
 /// The per-node controllers' steady state: every node of `nodes` has a latest run that exited
