@@ -24,9 +24,13 @@
 //! On a plain directory (a copy of `/etc/pve`, the corosync target's shared directory, the sim,
 //! tests, [`ExpiryMode::Mtime`]) nothing removes a dead holder's lock, so the waiter does what
 //! pmxcfs would: a lock whose owner file (or, without one, the directory) was last modified
-//! longer than the lifetime ago is stale; it is renamed away (atomic: one contender wins) and
-//! removed, then taken with `mkdir` again. Where the rename is refused (pmxcfs cannot rename
-//! a non-empty directory) the owner file and the directory are removed in place. The holder
+//! longer than the lifetime ago is stale. The waiter that takes the takeover guard
+//! (`.<id>.takeover`, an atomic `mkdir` beside the lock) checks again that the lock is still
+//! stale, renames it away and removes it, releases the guard, and every waiter then races for
+//! the lock with `mkdir` again: one contender wins, and nobody removes the lock a faster
+//! contender has just taken. Where the rename is refused (pmxcfs cannot rename a non-empty
+//! directory) the owner file and the directory are removed in place. A guard left by a waiter
+//! that died during its takeover expires after the same lifetime. The holder
 //! refreshes ([`CfsLock::refresh`]) to keep a long critical section alive, as the HA manager
 //! does with its `ha_manager_lock`.
 //!
@@ -426,8 +430,8 @@ impl Drop for CfsLock {
 }
 
 /// The lock exists: on pmxcfs send an unlock request; on a plain directory remove a lock
-/// older than the lifetime. Whether the lock is gone (then `mkdir` again at once); failures
-/// are ignored (the next `mkdir` decides).
+/// older than the lifetime. Whether to `mkdir` again at once (the lock is gone, or a dead
+/// waiter's takeover guard was); failures are ignored (the next `mkdir` decides).
 fn expire_or_request(path: &Path, opts: &LockOptions) -> bool {
     match opts.expiry {
         ExpiryMode::Pmxcfs => {
@@ -435,30 +439,52 @@ fn expire_or_request(path: &Path, opts: &LockOptions) -> bool {
             false
         }
         ExpiryMode::Mtime => {
-            let stale = age(path).is_some_and(|a| a > opts.lifetime);
-            if !stale {
+            if !is_stale(path, opts) {
                 return false;
             }
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let tomb = path.with_file_name(format!(".{name}.stale-{}", token()));
-            match fs::rename(path, &tomb) {
-                Ok(()) => {
-                    let _ = fs::remove_dir_all(&tomb);
-                    true
-                }
-                // Another waiter won the rename.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => true,
-                // Not renamable here (pmxcfs): remove it in place.
-                Err(_) => {
-                    for f in OWNER_FILES {
-                        let _ = fs::remove_file(path.join(f));
-                    }
-                    fs::remove_dir(path).is_ok()
-                }
+            // Only the holder of the takeover guard removes the lock, after checking again
+            // that it is still stale: without the guard, a contender that found the same dead
+            // lock a moment later would remove the lock a faster one had just taken.
+            let guard = path.with_file_name(format!(".{name}.takeover"));
+            if fs::create_dir(&guard).is_err() {
+                // Another waiter is taking it over, or died doing so: its guard expires, and
+                // then this waiter tries again at once.
+                return is_stale(&guard, opts) && fs::remove_dir(&guard).is_ok();
             }
+            let gone = match fs::symlink_metadata(path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+                _ if is_stale(path, opts) => remove_stale(path, &name),
+                _ => false,
+            };
+            let _ = fs::remove_dir(&guard);
+            gone
+        }
+    }
+}
+
+fn is_stale(path: &Path, opts: &LockOptions) -> bool {
+    age(path).is_some_and(|a| a > opts.lifetime)
+}
+
+/// Remove a dead holder's lock (under the takeover guard): renamed away, then removed; where
+/// the rename is refused (pmxcfs cannot rename a non-empty directory) removed in place.
+fn remove_stale(path: &Path, name: &str) -> bool {
+    let tomb = path.with_file_name(format!(".{name}.stale-{}", token()));
+    match fs::rename(path, &tomb) {
+        Ok(()) => {
+            let _ = fs::remove_dir_all(&tomb);
+            true
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(_) => {
+            for f in OWNER_FILES {
+                let _ = fs::remove_file(path.join(f));
+            }
+            fs::remove_dir(path).is_ok()
         }
     }
 }

@@ -1,7 +1,8 @@
 //! pmxcfs cfs locks on a plain directory: acquisition, contention until the timeout,
 //! refresh, expiry of a dead holder's lock, pmxcfs's unlock request (mtime 0), release; locks
 //! with an owner (the corosync target's, the watch daemon's): the holder's name, takeover
-//! that never lets the old holder remove its successor's lock.
+//! that never lets the old holder remove its successor's lock; concurrent takeover of one
+//! dead holder's lock (exactly one winner) and its takeover guard.
 
 use pve_gitops::cfs_lock::{
     holder, lock_path, CfsLock, ExpiryMode, LockError, LockOptions, CONTROLLER_LOCK, OWNER_FILE,
@@ -229,4 +230,76 @@ fn controller_lock_one_holder_at_a_time_and_legacy_holder_file() {
     assert_eq!(holder(&root, CONTROLLER_LOCK).unwrap().holder, "c");
     drop(c);
     let _ = fs::remove_dir_all(&root);
+}
+
+/// Contenders that find the same dead holder's lock at the same instant: exactly one of them
+/// takes it over (none removes the lock a faster contender has just taken).
+#[test]
+fn concurrent_takeover_of_a_stale_lock_has_one_winner() {
+    use std::sync::{Arc, Barrier};
+    const CONTENDERS: usize = 8;
+    let d = tmp("takeover-race");
+    for round in 0..1000 {
+        let dir = lock_path(&d, COROSYNC_LOCK);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(OWNER_FILE), "dead pid 1 token x\n").unwrap();
+        set_mtime(
+            &dir.join(OWNER_FILE),
+            SystemTime::now() - Duration::from_secs(200),
+        );
+        let start = Arc::new(Barrier::new(CONTENDERS));
+        let done = Arc::new(Barrier::new(CONTENDERS));
+        let handles: Vec<_> = (0..CONTENDERS)
+            .map(|i| {
+                let (d, start, done) = (d.clone(), start.clone(), done.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    let got = as_owner(&d, COROSYNC_LOCK, &format!("pve{i}"));
+                    // Hold it until every contender has tried.
+                    done.wait();
+                    got.is_ok()
+                })
+            })
+            .collect();
+        let winners = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&took| took)
+            .count();
+        assert_eq!(
+            winners, 1,
+            "round {round}: {winners} contenders took the lock"
+        );
+        assert!(
+            holder(&d, COROSYNC_LOCK).is_none(),
+            "round {round}: not released"
+        );
+    }
+    let _ = fs::remove_dir_all(&d);
+}
+
+/// The takeover guard: while another waiter holds it, a stale lock is left alone; a guard left
+/// by a waiter that died during its takeover expires like a lock.
+#[test]
+fn stale_lock_is_taken_over_only_by_the_guard_holder() {
+    let d = tmp("takeover-guard");
+    let dir = lock_path(&d, COROSYNC_LOCK);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(OWNER_FILE), "dead pid 1 token x\n").unwrap();
+    let old = SystemTime::now() - Duration::from_secs(200);
+    set_mtime(&dir.join(OWNER_FILE), old);
+    let guard = dir.with_file_name(format!(".{COROSYNC_LOCK}.takeover"));
+    fs::create_dir(&guard).unwrap();
+    match as_owner(&d, COROSYNC_LOCK, "pve2") {
+        Err(LockError::Timeout { held, .. }) => assert_eq!(held.holder, "dead"),
+        other => panic!("taken over under another waiter's guard: {other:?}"),
+    }
+    assert_eq!(holder(&d, COROSYNC_LOCK).unwrap().holder, "dead");
+    // The guard's waiter died: after the lifetime its guard is removed and the lock taken.
+    set_mtime(&guard, old);
+    let b = as_owner(&d, COROSYNC_LOCK, "pve2").unwrap();
+    assert_eq!(holder(&d, COROSYNC_LOCK).unwrap().holder, "pve2");
+    assert!(!guard.exists(), "the takeover guard is released");
+    drop(b);
+    let _ = fs::remove_dir_all(&d);
 }

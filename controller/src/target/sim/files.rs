@@ -42,12 +42,13 @@ pub(crate) fn mkdir_p(path: &Path) -> Result<(), TargetError> {
     })
 }
 
-/// The lock directories under `priv/lock/`, sorted (empty when there are none).
+/// The lock directories under `priv/lock/`, sorted (empty when there are none); the hidden
+/// ones (`.<id>.takeover` guards, `.<id>.stale-*` being removed) are not locks.
 pub(crate) fn held_locks(root: &Path) -> Result<Vec<String>, TargetError> {
     let mut out: Vec<String> = list(&root.join(LOCK_DIR))?
         .unwrap_or_default()
         .into_iter()
-        .filter(|(_, d, _)| *d)
+        .filter(|(n, d, _)| *d && !n.starts_with('.'))
         .map(|(n, _, _)| n)
         .collect();
     out.sort();
