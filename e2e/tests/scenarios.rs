@@ -169,10 +169,15 @@ impl Cluster {
 
     /// One `reconcile` (or with `extra` args, e.g. `--dry-run`) on node `i`.
     fn reconcile(&self, i: usize, extra: &[&str]) -> Run {
+        self.reconcile_env(i, extra, &[])
+    }
+
+    /// [`Cluster::reconcile`] with extra environment variables.
+    fn reconcile_env(&self, i: usize, extra: &[&str], env: &[(&str, &str)]) -> Run {
         let started = Instant::now();
         let out = self
             .h
-            .run_on_node_timeout(i, &self.bin, self.args(i, extra), &[], RUN_TIMEOUT)
+            .run_on_node_timeout(i, &self.bin, self.args(i, extra), env, RUN_TIMEOUT)
             .expect("run pve-gitops");
         let ended = Instant::now();
         Run {
@@ -1057,4 +1062,127 @@ fn i_removal_while_a_member_is_cut_off() {
         c.assert_in_sync(i);
     }
     note("i", "total", t0);
+}
+
+/// Adopting a running cluster: its shared directory is empty (no master corosync.conf, no
+/// shared authkey; a cluster set up before pve-gitops, here by emptying it after the create).
+/// The controllers find nothing to do; then a 4th node is added to the manifest: the first
+/// write creates the master from a member's corosync.conf, the member's authkey becomes the
+/// shared one, and the new node joins with it.
+#[test]
+fn j_adopt_a_running_cluster() {
+    let Some(mut c) = Cluster::new("scj", 3, 1) else {
+        return;
+    };
+    let t0 = Instant::now();
+    create(&c, &[1, 2, 3], |i| vec![c.addr(i, 0)]);
+    note("j", "create 3 nodes", t0);
+    let v0 = c.running_version(1);
+    fs::remove_dir_all(&c.shared).expect("empty the shared directory");
+    fs::create_dir_all(&c.shared).expect("shared dir");
+    for i in 1..=3 {
+        c.assert_in_sync(i);
+    }
+    assert!(
+        c.master().is_empty(),
+        "a run without changes wrote a master"
+    );
+
+    let n4 = c.add_host();
+    c.simple_manifest(&[1, 2, 3, n4]);
+    let runs = c.converge(&[1, 2, 3, n4]);
+    note("j", "join a 4th to the adopted cluster", t0);
+    let applied = Cluster::applied(&runs);
+    assert_eq!(
+        applied.get(&format!("join_node pve{n4}")),
+        Some(&2),
+        "edit + start: {applied:?}"
+    );
+    let st = c.wait_members(1, &[1, 2, 3, 4]);
+    assert_eq!((st.expected_votes, st.quorum), (4, 3));
+    for i in 1..=4 {
+        assert_eq!(c.running_version(i), v0 + 1, "pve{i}");
+    }
+    let key = |i: usize| fs::read(c.h.node_etc(i).expect("etc").join("authkey")).expect("key");
+    assert_eq!(
+        fs::read(c.shared.join("priv/authkey")).expect("shared authkey"),
+        key(1),
+        "the shared authkey is not the cluster's"
+    );
+    assert_eq!(key(4), key(1));
+    all_same(&c, &[1, 2, 3, 4]);
+    for i in 1..=4 {
+        c.assert_in_sync(i);
+    }
+    note("j", "total", t0);
+}
+
+/// A reload that took effect although `corosync-cfgtool -R` failed (here a wrapper on the
+/// controllers' PATH runs the real `-R`, then exits 1): the step is reported failed, but the
+/// master is not rolled back under members that run the new version (that would hold every
+/// later change at the config-version gate); the next runs find the cluster in sync.
+#[test]
+fn k_failed_reload_that_took_effect_keeps_the_master() {
+    let Some(c) = Cluster::new("sck", 3, 1) else {
+        return;
+    };
+    let t0 = Instant::now();
+    create(&c, &[1, 2, 3], |i| vec![c.addr(i, 0)]);
+    note("k", "create 3 nodes", t0);
+    let v0 = c.running_version(1);
+    let wrappers = c.h.base_dir().join("wrappers");
+    fs::create_dir_all(&wrappers).expect("wrapper dir");
+    let cfgtool = wrappers.join("corosync-cfgtool");
+    fs::write(
+        &cfgtool,
+        "#!/bin/sh\n/usr/sbin/corosync-cfgtool \"$@\"\nrc=$?\n[ \"$1\" = -R ] && { echo 'simulated failure after the reload' >&2; exit 1; }\nexit $rc\n",
+    )
+    .expect("wrapper");
+    let chmod = std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&cfgtool)
+        .status()
+        .expect("chmod");
+    assert!(chmod.success());
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", wrappers.display());
+
+    // Remove pve3 (powered off first): a change that is one reload.
+    c.stop_node(3);
+    c.wait_members(1, &[1, 2]);
+    let nodes: Vec<_> = (1..=3).map(|i| (i, vec![c.addr(i, 0)], i == 3)).collect();
+    c.manifest(&nodes, "", "");
+    let runs: Vec<Run> = thread::scope(|s| {
+        let (c, path) = (&c, path.as_str());
+        let hs: Vec<_> = [1, 2]
+            .map(|i| s.spawn(move || c.reconcile_env(i, &[], &[("PATH", path)])))
+            .into_iter()
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("run")).collect()
+    });
+    let all: String = runs.iter().map(|r| format!("{r}\n")).collect();
+    assert!(
+        runs.iter()
+            .any(|r| r.code != Some(0) && r.to_string().contains("simulated failure")),
+        "the failed -R must be reported:\n{all}"
+    );
+    assert!(
+        all.contains(&format!("stays at config_version {}", v0 + 1)),
+        "the master must stay at the version the members run:\n{all}"
+    );
+    for i in 1..=2 {
+        assert_eq!(c.running_version(i), v0 + 1, "pve{i}");
+    }
+    assert!(
+        !c.master().contains("pve3"),
+        "master rolled back:\n{}",
+        c.master()
+    );
+    c.converge(&[1, 2]);
+    let st = c.wait_members(1, &[1, 2]);
+    assert_eq!((st.expected_votes, st.total_votes), (2, 2));
+    all_same(&c, &[1, 2]);
+    for i in 1..=2 {
+        c.assert_in_sync(i);
+    }
+    note("k", "total", t0);
 }

@@ -19,7 +19,7 @@
 //!    until it is back before the next one.
 
 use super::observe::{
-    self, local_status, read_master, running_version, sync_text, version_of, Live,
+    self, local_status, read_master, read_opt, running_version, sync_text, version_of, Live,
 };
 use super::tools::{self, QuorumStatus, TOOL_TIMEOUT};
 use super::{digest, tool, CorosyncTarget, MASTER_CONF, SHARED_AUTHKEY};
@@ -31,7 +31,7 @@ use crate::plan::step::{
 use crate::target::{Applied, TargetError};
 use pve_gitops_schema::corosync::Document;
 use pve_gitops_schema::datacenter::DatacenterDocument;
-use pve_gitops_schema::pmxcfs::lock_id_for_file;
+use pve_gitops_schema::pmxcfs::{lock_id_for_file, CFS_LOCK_TIMEOUT_SECS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
@@ -264,6 +264,27 @@ fn rollback(t: &CorosyncTarget, old: &str) -> String {
     }
 }
 
+/// After the master was written and the change was not verified: roll the master back, unless
+/// a member already runs the new version (a reload that took effect late, or although
+/// `corosync-cfgtool -R` failed or timed out) — then the master stays, the planner's reload for
+/// the members that missed it brings the others, and nothing runs ahead of the master. The
+/// reload for members that missed one leaves the master as it was.
+fn undo(t: &CorosyncTarget, old: &str, to: u64, catch_up: bool) -> String {
+    if catch_up {
+        return "the master is unchanged".into();
+    }
+    let live = observe::live(t);
+    let ahead = running(&live, to);
+    if ahead.is_empty() {
+        rollback(t, old)
+    } else {
+        format!(
+            "the master corosync.conf stays at config_version {to}: {} run it already (a later run reloads it for the other members)",
+            ahead.join(", ")
+        )
+    }
+}
+
 /// A cluster-wide corosync.conf edit.
 struct Edit<'a> {
     /// The master's version the step was planned from.
@@ -289,8 +310,18 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
         powered_off,
         observed,
     } = e;
+    let catch_up = from == to;
     let (lock, waited) = lock_corosync(t, step)?;
-    let old = read_master(t)?.ok_or_else(|| stale(step, "there is no master corosync.conf"))?;
+    // Adopting a running cluster whose shared directory has no master yet: this node's
+    // corosync.conf stands in for it (as in the observation), and this write creates it.
+    let master = read_master(t)?;
+    let adopting = master.is_none();
+    let old = match master {
+        Some(m) => m,
+        None if !catch_up => read_opt(&t.opts.local_conf)?
+            .ok_or_else(|| stale(step, "there is no master corosync.conf"))?,
+        None => return Err(stale(step, "there is no master corosync.conf")),
+    };
     let cur = version_of(&old);
     if cur != from {
         return Err(stale(
@@ -311,7 +342,6 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
     // the step was planned from, so it stands; after a wait, ask corosync again. Not for the
     // reload for members that missed one (`from == to`): it leaves the master as it is, so the
     // version check above cannot tell whether another controller did it first.
-    let catch_up = from == to;
     let live = match observed {
         Some(l) if !waited && !catch_up => l,
         _ => observe::live(t),
@@ -366,8 +396,20 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
             "the lock was taken over while this step waited",
         ));
     }
+    if adopting {
+        publish_authkey(t)?;
+    }
     write_master(t, text)?;
-    sync_text(t, text, live.running_version)?;
+    // From here the master is at `to`: every way out before the reload is verified goes
+    // through `undo`, so no change is left written and never reloaded (that gates every later
+    // change until an operator steps in).
+    let undone = |e: TargetError| {
+        TargetError::Unavailable(format!(
+            "{e}; {}; nothing was reloaded",
+            undo(t, &old, to, catch_up)
+        ))
+    };
+    sync_text(t, text, live.running_version).map_err(undone)?;
     let want = (to, digest(text));
     let lagging = || -> Vec<String> {
         members
@@ -381,7 +423,7 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
     });
     if synced.is_none() {
         let lagging = lagging();
-        let rb = rollback(t, &old);
+        let rb = undo(t, &old, to, catch_up);
         return Err(refused(
             step,
             format!(
@@ -391,7 +433,15 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
             ),
         ));
     }
-    let out = tools::run(&[tool("corosync-cfgtool"), "-R".into()], TOOL_TIMEOUT)?;
+    if !lock.still_held() {
+        // Stalled past the lock's lifetime and taken over: the master is the new holder's now.
+        return Err(TargetError::Unavailable(format!(
+            "{}: the corosync.conf lock was taken over (no refresh for {} s) before the reload; nothing was reloaded and the master is left to the new holder",
+            step.summary,
+            CFS_LOCK_TIMEOUT_SECS
+        )));
+    }
+    let out = tools::run(&[tool("corosync-cfgtool"), "-R".into()], TOOL_TIMEOUT).map_err(undone)?;
     // Verified by the version corosync runs here; the reload for members that missed one also
     // by every member's.
     let verified = out.success()
@@ -412,19 +462,17 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
         let runs = running_version()
             .map(|v| v.to_string())
             .unwrap_or_else(|| "?".into());
-        let (left, rb) = if catch_up {
+        let left = if catch_up {
             let left = behind(&observe::live(t), to);
-            (
-                format!("; {} still run an older one", left.join(", ")),
-                "the master is unchanged".to_string(),
-            )
+            format!("; {} still run an older one", left.join(", "))
         } else {
-            (String::new(), rollback(t, &old))
+            String::new()
         };
+        let rb = undo(t, &old, to, catch_up);
         return Err(TargetError::Command {
             command: "corosync-cfgtool -R".into(),
             message: format!(
-                "{}; corosync runs config_version {runs}, the new file has {to}{left}: the reload was not applied (see the corosync log for the reason); {rb}",
+                "{}; corosync runs config_version {runs}, the new file has {to}{left}: the reload was not verified (see the corosync log for the reason); {rb}",
                 out.message()
             ),
         });
@@ -447,6 +495,25 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
     let _ = observe::republish(t);
     drop(lock);
     Ok(message)
+}
+
+/// Members that run config_version `version` (by name, else nodeid); none when corosync is
+/// not running here.
+fn running(live: &Live, version: u64) -> Vec<String> {
+    let Some(st) = &live.status else {
+        return Vec::new();
+    };
+    st.members
+        .iter()
+        .filter(|(id, _, _)| live.member_version(*id) == Some(version))
+        .map(|(id, _, name)| {
+            if name.is_empty() {
+                id.to_string()
+            } else {
+                name.clone()
+            }
+        })
+        .collect()
 }
 
 /// Members (by nodeid) that run another config_version than `version`, as `ID (runs V)`.
@@ -503,6 +570,12 @@ fn rolling_restart(
     for n in order {
         if !all.contains(n) {
             continue;
+        }
+        if !lock.still_held() {
+            return Err(refused(
+                step,
+                format!("before restarting {n}: the corosync.conf lock was taken over (no refresh for {CFS_LOCK_TIMEOUT_SECS} s)"),
+            ));
         }
         let Some(st) = wait_for(RESTART_WAIT, refresh, whole) else {
             return Err(refused(
@@ -582,8 +655,11 @@ fn service(t: &CorosyncTarget, what: &str) -> Result<(), TargetError> {
             t.opts.node
         ))
     })?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let log = std::env::temp_dir().join(format!(
-        "pve-gitops-{what}-{}-{}.log",
+        "pve-gitops-{what}-{}-{}-{nanos:x}.log",
         t.opts.node,
         std::process::id()
     ));
@@ -606,43 +682,82 @@ fn stop_local(t: &CorosyncTarget) -> Result<(), TargetError> {
     service(t, "stop")
 }
 
-/// Generate the shared authkey (`corosync-keygen -k DIR/priv/authkey`) if there is none.
+/// The sizes corosync accepts for an authkey (bytes; `corosync-keygen` writes 256).
+const AUTHKEY_SIZES: std::ops::RangeInclusive<u64> = 128..=4096;
+
+/// Generate the shared authkey if there is none: `corosync-keygen -k DIR/priv/authkey.new`,
+/// size checked, renamed into place (a killed or failed keygen never leaves a short key that
+/// every later create would reuse). An existing key of a size corosync refuses is an error.
 fn ensure_shared_authkey(t: &CorosyncTarget) -> Result<(), TargetError> {
     let path = t.opts.shared.join(SHARED_AUTHKEY);
+    let size_ok = |p: &Path| fs::metadata(p).is_ok_and(|m| AUTHKEY_SIZES.contains(&m.len()));
     if path.is_file() {
-        return Ok(());
+        if size_ok(&path) {
+            return Ok(());
+        }
+        return Err(TargetError::Unavailable(format!(
+            "{} is not a corosync authkey (it must be {}-{} bytes): remove it to have a new one generated, or put the cluster's key there",
+            path.display(),
+            AUTHKEY_SIZES.start(),
+            AUTHKEY_SIZES.end()
+        )));
     }
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(write_err(dir))?;
     }
+    let tmp = path.with_file_name("authkey.new");
+    let _ = fs::remove_file(&tmp);
     let argv = vec![
         tool("corosync-keygen"),
         "-k".into(),
-        path.display().to_string(),
+        tmp.display().to_string(),
     ];
     let out = tools::run(&argv, TOOL_TIMEOUT)?;
-    if !out.success() || !path.is_file() {
+    if !out.success() || !size_ok(&tmp) {
+        let _ = fs::remove_file(&tmp);
         return Err(TargetError::Command {
             command: tools::describe(&argv),
             message: out.message(),
         });
     }
-    Ok(())
+    fs::rename(&tmp, &path).map_err(write_err(&path))
 }
 
 /// Copy the shared authkey to this node's `--authkey` path (mode 0400) when it differs. The
 /// key's bytes are never printed.
 fn install_authkey(t: &CorosyncTarget) -> Result<(), TargetError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let src = t.opts.shared.join(SHARED_AUTHKEY);
     let key = fs::read(&src).map_err(|source| TargetError::Read {
         path: src.clone(),
         source,
     })?;
-    let dst = &t.opts.authkey;
-    if fs::read(dst).ok().as_deref() == Some(key.as_slice()) {
+    if fs::read(&t.opts.authkey).ok().as_deref() == Some(key.as_slice()) {
         return Ok(());
     }
+    write_key(&t.opts.authkey, &key)
+}
+
+/// Adopting a running cluster: its authkey (this member's `--authkey`) becomes the shared one
+/// if there is none, so that nodes joining later get the key the cluster runs with.
+fn publish_authkey(t: &CorosyncTarget) -> Result<(), TargetError> {
+    let dst = t.opts.shared.join(SHARED_AUTHKEY);
+    if dst.is_file() {
+        return Ok(());
+    }
+    match fs::read(&t.opts.authkey) {
+        Ok(key) => write_key(&dst, &key),
+        // Without crypto (no authkey) there is nothing to share.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(TargetError::Read {
+            path: t.opts.authkey.clone(),
+            source,
+        }),
+    }
+}
+
+/// Write a key file atomically (`.new`, mode 0400, fsync, rename).
+fn write_key(dst: &Path, key: &[u8]) -> Result<(), TargetError> {
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = dst.parent() {
         fs::create_dir_all(dir).map_err(write_err(dir))?;
     }
@@ -656,7 +771,7 @@ fn install_authkey(t: &CorosyncTarget) -> Result<(), TargetError> {
         .mode(0o400)
         .open(&tmp)
         .map_err(write_err(&tmp))?;
-    f.write_all(&key)
+    f.write_all(key)
         .and_then(|()| f.sync_all())
         .map_err(write_err(&tmp))?;
     drop(f);

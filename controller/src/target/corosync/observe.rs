@@ -178,7 +178,7 @@ pub fn version_of(text: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn read_opt(path: &Path) -> Result<Option<String>, TargetError> {
+pub(super) fn read_opt(path: &Path) -> Result<Option<String>, TargetError> {
     match fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -50,7 +50,16 @@ pub fn run_service(argv: &[String], log: &Path) -> Result<Output, TargetError> {
         path: log.to_path_buf(),
         source,
     };
-    let f = std::fs::File::create(log).map_err(write_error)?;
+    // A new file only (never through a symlink or into someone else's file in /tmp).
+    let f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(log)
+            .map_err(write_error)?
+    };
     let f2 = f.try_clone().map_err(write_error)?;
     let mut child = Command::new(program)
         .args(args)
