@@ -9,7 +9,7 @@
 //!   the master to the node's own corosync.conf when they differ (recording the synced
 //!   version in `DIR/nodes/NAME/corosync-synced`), registers the host
 //!   (`DIR/priv/pve-gitops/hosts/NAME`) and, when corosync runs, publishes the membership it
-//!   sees (`DIR/priv/pve-gitops/membership.json`) for nodes whose corosync is down.
+//!   sees (`DIR/priv/pve-gitops/membership/NAME.json`) for nodes whose corosync is down.
 //! - Cluster-wide steps (nodelist and option edits, expected votes, datacenter.cfg) run on a
 //!   quorate member holding the lock; the holder writes the master (`.new` + rename, the
 //!   bumped text the planner made, after checking it still starts from the master's
@@ -44,8 +44,9 @@ pub const SHARED_AUTHKEY: &str = "priv/authkey";
 pub const SYNC_RECORD: &str = "corosync-synced";
 /// Directory of host registrations: `DIR/priv/pve-gitops/hosts/NAME` (mtime = last seen).
 pub const HOSTS_DIR: &str = "priv/pve-gitops/hosts";
-/// The membership last published by a running member.
-pub const MEMBERSHIP_FILE: &str = "priv/pve-gitops/membership.json";
+/// The memberships published by running members, one file per node (`NAME.json`): each node
+/// writes only its own, so no publish can overwrite another node's view.
+pub const MEMBERSHIP_DIR: &str = "priv/pve-gitops/membership";
 
 /// How to reach and drive corosync on this node.
 #[derive(Debug, Clone)]
@@ -300,7 +301,7 @@ impl Target for CorosyncTarget {
         let paths = [
             self.master_path(),
             lock.join(crate::cfs_lock::OWNER_FILE),
-            self.opts.shared.join(MEMBERSHIP_FILE),
+            self.opts.shared.join(MEMBERSHIP_DIR),
         ];
         let sig = || paths.iter().map(|p| file_sig(p)).collect::<Vec<_>>();
         let first = sig();

@@ -11,14 +11,15 @@
 //!    newer"). Then record `VERSION DIGEST` in `DIR/nodes/NAME/corosync-synced`; the lock holder
 //!    reloads only when every member's record shows the new master.
 //! 3. **Publish the membership** (when corosync runs here) to
-//!    `DIR/priv/pve-gitops/membership.json`, so that a node whose corosync is down (a joining
-//!    node, a node being restarted) still sees the cluster's membership and quorum.
+//!    `DIR/priv/pve-gitops/membership/NAME.json` (each node its own file), so that a node whose
+//!    corosync is down (a joining node, a node being restarted) still sees the cluster's
+//!    membership and quorum: the best fresh view ([`best_view`]).
 //!
 //! Steps 1–3 also run under `--dry-run`: they never change the master, never reload and never
 //! start or stop anything; they only keep this node's replica current, as pmxcfs would.
 
 use super::tools::{self, QuorumStatus, TOOL_TIMEOUT};
-use super::{digest, tool, CorosyncTarget, HOSTS_DIR, MEMBERSHIP_FILE, SYNC_RECORD};
+use super::{digest, tool, CorosyncTarget, HOSTS_DIR, MEMBERSHIP_DIR, SYNC_RECORD};
 use crate::configfs::{atomic_write, ConfigFs};
 use crate::observed::{Host, Membership, Observed};
 use crate::target::TargetError;
@@ -43,6 +44,8 @@ pub struct Live {
     /// `runtime.members.<id>.config_version` of the nodes in the membership only
     /// (runtime.members keeps nodes that left).
     pub member_versions: BTreeMap<u32, u64>,
+    /// When corosync was asked (ms since the Unix epoch).
+    pub observed_ms: u64,
 }
 
 impl Live {
@@ -78,6 +81,10 @@ pub struct Published {
     pub versions: BTreeMap<String, u64>,
     /// Votes per member.
     pub votes: BTreeMap<String, u32>,
+    /// When corosync was asked (ms since the Unix epoch): of two views the later observation
+    /// wins, whenever each was written.
+    #[serde(default)]
+    pub observed_ms: u64,
 }
 
 fn io_write(path: &Path) -> impl FnOnce(std::io::Error) -> TargetError + '_ {
@@ -152,6 +159,9 @@ fn running_and_member_versions() -> (Option<u64>, BTreeMap<u32, u64>) {
 /// `corosync-cmapctl` call, run side by side (each tool call opens its own IPC connections to
 /// corosync and takes 5-20 ms; they are independent).
 pub fn live(t: &CorosyncTarget) -> Live {
+    let observed_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let cmap = std::thread::spawn(running_and_member_versions);
     let status = local_status(t);
     let (running, versions) = cmap.join().unwrap_or_default();
@@ -167,6 +177,7 @@ pub fn live(t: &CorosyncTarget) -> Live {
             .filter(|(id, _)| ids.contains(id))
             .collect(),
         status: Some(status),
+        observed_ms,
     }
 }
 
@@ -462,24 +473,45 @@ pub fn published(t: &CorosyncTarget, doc: Option<&Document>, live: &Live) -> Opt
             .iter()
             .map(|(id, v, n)| (name(*id, n), *v))
             .collect(),
+        observed_ms: live.observed_ms,
     })
 }
 
-/// The published membership as written, if it is fresh.
-fn read_published_raw(t: &CorosyncTarget) -> Option<Published> {
-    let path = t.opts.shared.join(MEMBERSHIP_FILE);
-    if !fresh(&path) {
-        return None;
-    }
-    serde_json::from_str(&fs::read_to_string(&path).ok()?).ok()
+/// Every node's published view that is fresh (written within [`HOST_TTL`]).
+fn read_views(t: &CorosyncTarget) -> Vec<Published> {
+    let dir = t.opts.shared.join(MEMBERSHIP_DIR);
+    let Ok(rd) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let node = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".json")?
+                .to_string();
+            if !fresh(&path) {
+                return None;
+            }
+            let p: Published = serde_json::from_str(&fs::read_to_string(&path).ok()?).ok()?;
+            // A file speaks only for the node it is named after.
+            (p.by == node).then_some(p)
+        })
+        .collect()
 }
 
-/// Whether this node's view `mine` may replace the published one: a quorate view always; an
-/// inquorate one only when the published view is not a (fresh) quorate view written by another
-/// node. A partition without quorum must not hide the quorate one — on Proxmox VE only the
-/// quorate partition can write /etc/pve at all.
-pub fn may_publish(me: &str, mine: &Published, current: Option<&Published>) -> bool {
-    mine.quorate || !current.is_some_and(|c| c.quorate && c.by != me)
+/// The view that stands for the cluster among `views` (leaving out `except`'s own): a quorate
+/// one before any inquorate one — a partition without quorum must not hide the quorate one, as
+/// on Proxmox VE only the quorate partition can write /etc/pve at all — then the latest
+/// observation (a view taken before a change but written after the holder's is older).
+pub fn best_view(views: Vec<Published>, except: Option<&str>) -> Option<Published> {
+    views
+        .into_iter()
+        .filter(|p| except != Some(p.by.as_str()))
+        .max_by(|a, b| {
+            (a.quorate, a.observed_ms, &a.by).cmp(&(b.quorate, b.observed_ms, &b.by))
+        })
 }
 
 /// This node missed a corosync.conf change while it was cut off: its corosync runs (`mine`),
@@ -509,10 +541,10 @@ pub fn cut_off_view(
         .then_some(p)
 }
 
-/// The membership a running member published, if it is fresh, without this node (whose
-/// corosync is not running).
+/// The membership running members published ([`best_view`]), if fresh, without this node
+/// (whose corosync is not running).
 fn read_published(t: &CorosyncTarget) -> Option<Published> {
-    let mut p = read_published_raw(t)?;
+    let mut p = best_view(read_views(t), None)?;
     if p.online.iter().any(|n| n == &t.opts.node) {
         let mine = p.votes.get(&t.opts.node).copied().unwrap_or(1);
         p.online.retain(|n| n != &t.opts.node);
@@ -523,17 +555,13 @@ fn read_published(t: &CorosyncTarget) -> Option<Published> {
     Some(p)
 }
 
+/// Write this node's view (`MEMBERSHIP_DIR/NAME.json`, `.new` + rename).
 fn publish(t: &CorosyncTarget, p: &Published) -> Result<(), TargetError> {
-    let path = t.opts.shared.join(MEMBERSHIP_FILE);
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(io_write(dir))?;
-    }
+    let dir = t.opts.shared.join(MEMBERSHIP_DIR);
+    fs::create_dir_all(&dir).map_err(io_write(&dir))?;
+    let path = dir.join(format!("{}.json", t.opts.node));
     let text = serde_json::to_string_pretty(p).unwrap_or_default();
-    // Every member publishes: a temporary name of our own, then rename (last writer wins).
-    let tmp = path.with_file_name(format!("membership.json.{}.tmp", t.opts.node));
-    fs::write(&tmp, text.as_bytes())
-        .and_then(|()| fs::rename(&tmp, &path))
-        .map_err(io_write(&path))
+    atomic_write(&path, text.as_bytes()).map_err(io_write(&path))
 }
 
 /// Publish the membership as corosync reports it now (a lock holder does this after a change,
@@ -551,8 +579,8 @@ pub fn republish(t: &CorosyncTarget) -> Result<(), TargetError> {
         message: e.to_string(),
     })?;
     match published(t, Some(&doc), &live(t)) {
-        Some(p) if may_publish(&t.opts.node, &p, read_published_raw(t).as_ref()) => publish(t, &p),
-        _ => Ok(()),
+        Some(p) => publish(t, &p),
+        None => Ok(()),
     }
 }
 
@@ -584,22 +612,17 @@ pub fn observe(t: &CorosyncTarget) -> Result<(Observed, Live), TargetError> {
     }
     let pubd = match (published(t, doc.as_ref(), &live), &doc) {
         (Some(mine), Some(d)) => {
-            let current = read_published_raw(t);
+            publish(t, &mine)?;
             let master_version = d.view().totem.config_version.unwrap_or(0);
-            if let Some(theirs) = cut_off_view(
+            let others = best_view(read_views(t), Some(&t.opts.node));
+            cut_off_view(
                 &t.opts.node,
                 &mine,
                 live.running_version,
                 master_version,
-                current.clone(),
-            ) {
-                Some(theirs)
-            } else {
-                if may_publish(&t.opts.node, &mine, current.as_ref()) {
-                    publish(t, &mine)?;
-                }
-                Some(mine)
-            }
+                others,
+            )
+            .or(Some(mine))
         }
         (Some(mine), None) => Some(mine),
         (None, Some(_)) => read_published(t),
@@ -780,7 +803,12 @@ mod tests {
 
     #[test]
     fn published_membership_without_this_node() {
-        let (t, root) = target("pub");
+        let (mut t, root) = target("pub");
+        let publish_as = |t: &mut CorosyncTarget, p: &Published| {
+            t.opts.node = p.by.clone();
+            publish(t, p).unwrap();
+            t.opts.node = "pve2".into();
+        };
         let p = Published {
             by: "pve1".into(),
             online: vec!["pve1".into(), "pve2".into(), "pve3".into()],
@@ -791,8 +819,9 @@ mod tests {
             runtime_expected: None,
             versions: [("pve1".to_string(), 4), ("pve2".to_string(), 4)].into(),
             votes: [("pve2".to_string(), 1)].into(),
+            observed_ms: 1,
         };
-        publish(&t, &p).unwrap();
+        publish_as(&mut t, &p);
         let r = read_published(&t).unwrap();
         assert_eq!(r.online, vec!["pve1", "pve3"]);
         assert_eq!((r.total_votes, r.quorate), (2, true));
@@ -807,7 +836,7 @@ mod tests {
             quorum: 2,
             ..p
         };
-        publish(&t, &q).unwrap();
+        publish_as(&mut t, &q);
         assert!(!read_published(&t).unwrap().quorate);
         let _ = fs::remove_dir_all(root);
     }
@@ -824,32 +853,57 @@ mod tests {
             runtime_expected: None,
             versions: online.iter().map(|n| (n.to_string(), v)).collect(),
             votes: online.iter().map(|n| (n.to_string(), 1)).collect(),
+            observed_ms: 0,
         }
     }
 
     #[test]
     fn an_inquorate_view_never_hides_another_nodes_quorate_one() {
-        let quorate = view("pve1", &["pve1", "pve2"], true, 5);
+        let at = |mut p: Published, ms: u64| {
+            p.observed_ms = ms;
+            p
+        };
+        let quorate = at(view("pve1", &["pve1", "pve2"], true, 5), 100);
+        let alone = at(view("pve3", &["pve3"], false, 4), 200);
+        // Quorate first, even when the inquorate view is newer.
+        assert_eq!(
+            best_view(vec![alone.clone(), quorate.clone()], None),
+            Some(quorate.clone())
+        );
+        // Then the latest observation: a view taken before a change loses to the holder's,
+        // whenever each was written.
+        let before = at(view("pve2", &["pve1", "pve2"], true, 4), 90);
+        assert_eq!(
+            best_view(vec![quorate.clone(), before.clone()], None),
+            Some(quorate.clone())
+        );
+        // Another node's best view leaves this node's own out; nothing fresh: none.
+        assert_eq!(
+            best_view(vec![quorate.clone(), before.clone()], Some("pve1")),
+            Some(before)
+        );
+        assert_eq!(best_view(vec![alone.clone()], Some("pve3")), None);
+        assert_eq!(best_view(Vec::new(), None), None);
+    }
+
+    #[test]
+    fn each_node_publishes_its_own_view() {
+        let (mut t, root) = target("views");
+        let q = view("pve1", &["pve1", "pve2"], true, 5);
+        t.opts.node = "pve1".into();
+        publish(&t, &q).unwrap();
+        // pve3, cut off and inquorate, publishes after it: pve1's view is still there.
+        t.opts.node = "pve3".into();
         let alone = view("pve3", &["pve3"], false, 4);
-        assert!(!may_publish("pve3", &alone, Some(&quorate)));
-        // Nothing fresh, an inquorate view, or this node's own old view: replaced.
-        assert!(may_publish("pve3", &alone, None));
-        assert!(may_publish(
-            "pve3",
-            &alone,
-            Some(&view("pve2", &["pve2"], false, 4))
-        ));
-        assert!(may_publish(
-            "pve1",
-            &view("pve1", &["pve1"], false, 5),
-            Some(&quorate)
-        ));
-        // A quorate view always.
-        assert!(may_publish(
-            "pve2",
-            &view("pve2", &["pve1", "pve2"], true, 5),
-            Some(&alone)
-        ));
+        publish(&t, &alone).unwrap();
+        let views = read_views(&t);
+        assert_eq!(views.len(), 2, "{views:?}");
+        assert_eq!(best_view(views, None), Some(q.clone()));
+        // A file that names another node than its own is ignored.
+        let forged = t.opts.shared.join(MEMBERSHIP_DIR).join("pve9.json");
+        fs::write(&forged, serde_json::to_string(&q).unwrap()).unwrap();
+        assert_eq!(read_views(&t).len(), 2);
+        let _ = fs::remove_dir_all(root);
     }
 
     #[test]
