@@ -501,17 +501,27 @@ fn read_views(t: &CorosyncTarget) -> Vec<Published> {
         .collect()
 }
 
-/// The view that stands for the cluster among `views` (leaving out `except`'s own): a quorate
-/// one before any inquorate one — a partition without quorum must not hide the quorate one, as
-/// on Proxmox VE only the quorate partition can write /etc/pve at all — then the latest
-/// observation (a view taken before a change but written after the holder's is older).
+/// The view that stands for the cluster among `views` (leaving out `except`'s own). A view is
+/// superseded by a later observation of a node it lists as a member (that node knows better
+/// what became of the membership, e.g. a member cut off since, or a join that left the rest
+/// waiting for the new node). Of the others, a quorate one comes before any inquorate one — a
+/// partition without quorum must not hide the quorate one, as on Proxmox VE only the quorate
+/// partition can write /etc/pve at all — then the latest observation.
 pub fn best_view(views: Vec<Published>, except: Option<&str>) -> Option<Published> {
-    views
+    let views: Vec<Published> = views
         .into_iter()
         .filter(|p| except != Some(p.by.as_str()))
-        .max_by(|a, b| {
-            (a.quorate, a.observed_ms, &a.by).cmp(&(b.quorate, b.observed_ms, &b.by))
-        })
+        .collect();
+    let superseded = |v: &Published| {
+        views
+            .iter()
+            .any(|w| w.observed_ms > v.observed_ms && w.by != v.by && v.online.contains(&w.by))
+    };
+    views
+        .iter()
+        .filter(|v| !superseded(v))
+        .max_by(|a, b| (a.quorate, a.observed_ms, &a.by).cmp(&(b.quorate, b.observed_ms, &b.by)))
+        .cloned()
 }
 
 /// This node missed a corosync.conf change while it was cut off: its corosync runs (`mine`),
@@ -884,6 +894,15 @@ mod tests {
         );
         assert_eq!(best_view(vec![alone.clone()], Some("pve3")), None);
         assert_eq!(best_view(Vec::new(), None), None);
+        // A quorate view is superseded by a later one of a node it lists as a member: pve3's
+        // view from before it was cut off loses to pve1's, inquorate while a new node is
+        // joined (expected votes went up before the new node started).
+        let before_cut = at(view("pve3", &["pve1", "pve2", "pve3"], true, 4), 100);
+        let joining = at(view("pve1", &["pve1", "pve2"], false, 5), 150);
+        assert_eq!(
+            best_view(vec![before_cut.clone(), joining.clone()], None),
+            Some(joining)
+        );
     }
 
     #[test]
