@@ -467,3 +467,48 @@ fn members_that_missed_a_reload_get_one_more_only_when_it_was_applied() {
     let p = plan(&m, &with_versions(5, 5, 6));
     assert!(gate(&p), "{:?}", kinds(&p));
 }
+
+/// Moving every node to a new link while one joined node has no address on it: the link add
+/// is blocked, and so is the removal of the old link (it would leave no link at all) — no
+/// runnable step drops link 0.
+#[test]
+fn the_last_link_is_never_removed_while_its_replacement_is_blocked() {
+    let y = "apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: prod\nspec:\n  nodes:\n    - {name: a, nodeid: 1, ring1_addr: 10.1.0.1}\n    - {name: b, nodeid: 2, ring1_addr: 10.1.0.2}\n    - {name: c, nodeid: 3, ring1_addr: 10.1.0.3}\n    - {name: d, nodeid: 4, ring0_addr: 10.0.0.4, state: absent}\n";
+    let m = match pve_gitops_schema::validate::parse_cluster("m.yaml", y) {
+        Ok((c, _)) => c,
+        Err(e) => panic!("{e:?}"),
+    };
+    let o = observed(
+        &[("a", true), ("b", true), ("c", true), ("d", true)],
+        Some((&[("a", 1), ("b", 2), ("c", 3), ("d", 4)], 4)),
+    );
+    let p = plan(&m, &o);
+    let link_steps: Vec<_> = p
+        .steps
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StepKind::UpdateCorosync(u) => Some((u.changes.join("; "), s.blocked.clone())),
+            _ => None,
+        })
+        .collect();
+    let removal = link_steps
+        .iter()
+        .find(|(c, _)| c.contains("remove link 0"))
+        .unwrap_or_else(|| panic!("no link removal step: {link_steps:?}"));
+    let why = removal.1.as_deref().unwrap_or("");
+    assert!(
+        why.contains("would leave no link that every node has"),
+        "the removal of the only link must be blocked: {link_steps:?}"
+    );
+    for s in &p.steps {
+        if let StepKind::UpdateCorosync(u) = &s.kind {
+            if s.blocked.is_none() {
+                assert!(
+                    u.corosync_conf.contains("ring0_addr"),
+                    "a runnable edit drops link 0:\n{}",
+                    u.corosync_conf
+                );
+            }
+        }
+    }
+}

@@ -151,7 +151,23 @@ fn step(
         if let StepKind::UpdateCorosync(u) = &mut s.kind {
             u.corosync_conf = next.to_string();
         }
-        s
+        // Never a corosync.conf in which a node has no address on any link (it could not
+        // start corosync again).
+        let stranded: Vec<String> = next
+            .view()
+            .nodes
+            .into_iter()
+            .filter(|n| n.rings.is_empty())
+            .map(|n| n.name.unwrap_or_else(|| "(unnamed)".into()))
+            .collect();
+        if stranded.is_empty() {
+            s
+        } else {
+            s.blocked(format!(
+                "the edit would leave {} without an address on any link",
+                stranded.join(", ")
+            ))
+        }
     })
 }
 
@@ -275,7 +291,9 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
         }
     }
 
-    // 3. Links the manifest no longer uses.
+    // 3. Links the manifest no longer uses — only while a link that stays carries every node
+    // (when the new links could not be added above, e.g. a node lacks an address on them,
+    // removing the old ones would leave the cluster without a link).
     let removed: Vec<u8> = live_links.difference(&want_links).copied().collect();
     if !removed.is_empty() && !want_links.is_empty() {
         let mut next = doc.clone();
@@ -285,7 +303,23 @@ pub fn update(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) 
             next.remove_interface(*l);
             changes.push(format!("remove link {l}"));
         }
-        candidates.extend(step(model, next, changes, Method::Reload, ""));
+        let carrier = live_links
+            .intersection(&want_links)
+            .any(|k| view.nodes.iter().all(|n| n.rings.contains_key(k)));
+        let s = step(model, next, changes, Method::Reload, "");
+        if carrier {
+            candidates.extend(s);
+        } else {
+            let list = |ls: &mut dyn Iterator<Item = &u8>| {
+                ls.map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
+            };
+            let why = format!(
+                "removing link {} would leave no link that every node has: link {} must be added (and carry every node) first",
+                list(&mut removed.iter()),
+                list(&mut want_links.difference(&live_links))
+            );
+            candidates.extend(s.map(|s| s.blocked(why)));
+        }
     }
 
     // 4. Reloadable options.
