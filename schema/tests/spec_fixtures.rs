@@ -172,3 +172,29 @@ fn warnings_do_not_fail_but_are_reported() {
     assert!(!r.has_errors());
     assert!(r.diagnostics.iter().any(|d| d.rule == "no-ha"));
 }
+
+/// One address written two ways is still one address; a numeric form the C resolver reads as
+/// another IPv4 address (leading zeros: octal) is not accepted as a hostname.
+#[test]
+fn addresses_are_compared_as_corosync_reads_them() {
+    let src = "apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: lab\nspec:\n  nodes:\n    - {name: a, nodeid: 1, ring0_addr: 'fd00::1'}\n    - {name: b, nodeid: 2, ring0_addr: 'FD00:0::1'}\n    - {name: c, nodeid: 3, ring0_addr: 10.0.0.01}\n    - {name: d, nodeid: 4, ring0_addr: Node-D.example}\n    - {name: e, nodeid: 5, ring0_addr: node-d.EXAMPLE}\n";
+    let diags: Vec<_> = validate_documents("m.yaml", src)
+        .into_iter()
+        .flat_map(|r| r.diagnostics)
+        .filter(|d| d.is_error())
+        .map(|d| (d.rule, d.path.clone()))
+        .collect();
+    assert!(
+        diags.contains(&("duplicate-address", "spec.nodes[1].ring0_addr".to_string())),
+        "{diags:?}"
+    );
+    assert!(
+        diags.contains(&("invalid-address", "spec.nodes[2].ring0_addr".to_string())),
+        "{diags:?}"
+    );
+    assert!(
+        diags.contains(&("duplicate-address", "spec.nodes[4].ring0_addr".to_string())),
+        "{diags:?}"
+    );
+    assert_eq!(diags.len(), 3, "{diags:?}");
+}

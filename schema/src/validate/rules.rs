@@ -93,7 +93,9 @@ fn nodes(c: &Cluster, out: &mut Vec<Diagnostic>) {
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut ids: HashMap<u32, usize> = HashMap::new();
-    let mut addrs: HashMap<&str, String> = HashMap::new();
+    // Keyed by the address as corosync reads it: an IP in canonical form (`FD00:0::1` and
+    // `fd00::1` are one address), a hostname in lower case.
+    let mut addrs: HashMap<String, String> = HashMap::new();
     for (i, n) in c.spec.nodes.iter().enumerate() {
         let p = format!("spec.nodes[{i}]");
         if !is_ldh(&n.name) {
@@ -170,8 +172,26 @@ fn nodes(c: &Cluster, out: &mut Vec<Diagnostic>) {
                     .at_path(&fp)
                     .with_help("write an IP address such as 10.10.10.1"),
                 );
+            } else if a.parse::<IpAddr>().is_err()
+                && a.rsplit('.')
+                    .next()
+                    .is_some_and(|t| t.chars().all(|c| c.is_ascii_digit()))
+            {
+                // All-numeric last label: not a hostname (RFC 1123), and the C resolver reads
+                // forms like 10.0.0.01 or 010.0.0.1 as other IPv4 addresses (octal).
+                out.push(
+                    Diagnostic::error(
+                        "invalid-address",
+                        format!("ring{l}_addr `{a}` is not a dotted-decimal IPv4 address (leading zeros?) and not a hostname"),
+                    )
+                    .at_path(&fp)
+                    .with_help("write the IPv4 address without leading zeros, e.g. 10.0.0.1"),
+                );
             }
-            if let Some(first) = addrs.insert(a, fp.clone()) {
+            let key = a
+                .parse::<IpAddr>()
+                .map_or_else(|_| a.to_ascii_lowercase(), |ip| ip.to_string());
+            if let Some(first) = addrs.insert(key, fp.clone()) {
                 out.push(
                     Diagnostic::error(
                         "duplicate-address",
