@@ -512,3 +512,76 @@ fn the_last_link_is_never_removed_while_its_replacement_is_blocked() {
         }
     }
 }
+
+/// A join while a member is down: the nodelist edit raises the expected votes before the new
+/// node's vote counts, so the cluster is inquorate in between — planned, with a warning that
+/// says so; with every member up there is no such warning.
+#[test]
+fn a_join_that_leaves_a_gap_without_quorum_is_warned_about() {
+    let m = manifest(
+        &[("a", 1, ""), ("b", 2, ""), ("c", 3, ""), ("d", 4, "")],
+        "",
+    );
+    let o = observed(
+        &[("a", true), ("b", true), ("c", false), ("d", true)],
+        Some((&[("a", 1), ("b", 2), ("c", 3)], 3)),
+    );
+    let p = plan(&m, &o);
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(kinds(&p), ["join_node:d"]);
+    let w: Vec<&String> = p
+        .warnings
+        .iter()
+        .filter(|w| w.contains("while d joins"))
+        .collect();
+    assert_eq!(w.len(), 1, "{:?}", p.warnings);
+    assert!(
+        w[0].contains("2 of 4 expected votes are present and quorum is 3"),
+        "{}",
+        w[0]
+    );
+
+    let o = observed(
+        &[("a", true), ("b", true), ("c", true), ("d", true)],
+        Some((&[("a", 1), ("b", 2), ("c", 3)], 3)),
+    );
+    let p = plan(&m, &o);
+    assert_eq!(kinds(&p), ["join_node:d"]);
+    assert!(
+        !p.warnings.iter().any(|w| w.contains("joins")),
+        "{:?}",
+        p.warnings
+    );
+}
+
+/// A join whose address another node of the live nodelist has (a node the manifest dropped):
+/// refused, naming that node.
+#[test]
+fn a_join_with_an_address_another_node_has_is_refused() {
+    let y = "apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: prod\nspec:\n  nodes:\n    - {name: a, nodeid: 1, ring0_addr: 10.0.0.1}\n    - {name: b, nodeid: 2, ring0_addr: 10.0.0.2}\n    - {name: c, nodeid: 3, ring0_addr: 10.0.0.3}\n    - {name: e, nodeid: 5, ring0_addr: 10.0.0.4}\n";
+    let m = match pve_gitops_schema::validate::parse_cluster("m.yaml", y) {
+        Ok((c, _)) => c,
+        Err(e) => panic!("{e:?}"),
+    };
+    let o = observed(
+        &[
+            ("a", true),
+            ("b", true),
+            ("c", true),
+            ("d", true),
+            ("e", true),
+        ],
+        Some((&[("a", 1), ("b", 2), ("c", 3), ("d", 4)], 4)),
+    );
+    let p = plan(&m, &o);
+    let join = p
+        .steps
+        .iter()
+        .find(|s| matches!(s.kind, StepKind::JoinNode(_)))
+        .unwrap_or_else(|| panic!("no join: {:?}", kinds(&p)));
+    let why = join.blocked.as_deref().unwrap_or("");
+    assert!(
+        why.contains("ring0_addr 10.0.0.4 is d's"),
+        "the join must be refused: {why:?}"
+    );
+}

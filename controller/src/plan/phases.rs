@@ -515,6 +515,8 @@ fn join(desired: &Cluster, model: &Observed, excluded: &BTreeSet<String>) -> Opt
             ));
         } else if let Some(why) = foreign_ring_addresses(desired, n, model) {
             step = step.blocked(why);
+        } else if let Some(why) = taken_ring_addresses(doc, n) {
+            step = step.blocked(why);
         }
         return Some(Batch::one(step));
     }
@@ -544,6 +546,36 @@ fn foreign_ring_addresses(desired: &Cluster, n: &Node, model: &Observed) -> Opti
         n.name,
         if has.is_empty() { "none".to_string() } else { has.join(", ") }
     ))
+}
+
+/// A joining node's ring addresses that another node of the cluster's corosync.conf already
+/// has (a node the manifest no longer lists, or one listed under another address): corosync
+/// would refuse the nodelist or mistake one node for the other. Compared as IP addresses
+/// where both parse, else as names (case-insensitively).
+fn taken_ring_addresses(doc: &pve_gitops_schema::corosync::Document, n: &Node) -> Option<String> {
+    let key = |a: &str| {
+        a.parse::<IpAddr>()
+            .map_or_else(|_| a.to_ascii_lowercase(), |ip| ip.to_string())
+    };
+    let mut taken = Vec::new();
+    for (l, a) in links_of(n) {
+        for other in doc.view().nodes {
+            let name = other.name.clone().unwrap_or_default();
+            if name == n.name {
+                continue;
+            }
+            if let Some((ol, _)) = other.rings.iter().find(|(_, oa)| key(oa) == key(&a)) {
+                taken.push(format!("ring{l}_addr {a} is {name}'s (ring{ol}_addr)"));
+            }
+        }
+    }
+    (!taken.is_empty()).then(|| {
+        format!(
+            "join refused: {} in the cluster's corosync.conf; remove that node first (state: absent) or give {} another address",
+            taken.join(", "),
+            n.name
+        )
+    })
 }
 
 fn expected_votes(desired: &Cluster, model: &Observed, _: &BTreeSet<String>) -> Option<Batch> {
