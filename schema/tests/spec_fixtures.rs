@@ -198,3 +198,21 @@ fn addresses_are_compared_as_corosync_reads_them() {
     );
     assert_eq!(diags.len(), 3, "{diags:?}");
 }
+
+/// An expected_votes below the nodes' votes is accepted (it is how quorum is regained after
+/// losing nodes) but warned about: it stays in force for every later quorum loss.
+#[test]
+fn an_expected_votes_override_is_warned_about() {
+    let m = |ev: u32| {
+        format!("apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: lab\nspec:\n  nodes:\n    - {{name: a, nodeid: 1, ring0_addr: 10.0.0.1}}\n    - {{name: b, nodeid: 2, ring0_addr: 10.0.0.2}}\n    - {{name: c, nodeid: 3, ring0_addr: 10.0.0.3}}\n    - {{name: d, nodeid: 4, ring0_addr: 10.0.0.4}}\n  quorum:\n    expected_votes: {ev}\n")
+    };
+    let rules = |src: &str| -> Vec<(&'static str, bool)> {
+        validate_documents("m.yaml", src)
+            .into_iter()
+            .flat_map(|r| r.diagnostics)
+            .map(|d| (d.rule, d.is_error()))
+            .collect()
+    };
+    assert_eq!(rules(&m(2)), vec![("expected-votes-override", false)]);
+    assert_eq!(rules(&m(4)), vec![]);
+}

@@ -394,6 +394,17 @@ fn quorum(c: &Cluster, out: &mut Vec<Diagnostic>) {
                     .at_path("spec.quorum.expected_votes")
                     .with_help("omit expected_votes normally; set it only to regain quorum after losing nodes"),
             );
+        } else if u64::from(e) < votes {
+            out.push(
+                Diagnostic::warning(
+                    "expected-votes-override",
+                    format!(
+                        "expected_votes {e} is below the present nodes' {votes} votes: a recovery override; while it is in the manifest the controllers apply it whenever the running value differs, also to a partition that lost quorum — if the missing nodes are alive behind a network split, both sides can become quorate"
+                    ),
+                )
+                .at_path("spec.quorum.expected_votes")
+                .with_help("set it only while the missing nodes are powered off, and remove it once they are back or removed (state: absent)"),
+            );
         }
     }
     if c.spec.quorum.two_node == Some(true) {
