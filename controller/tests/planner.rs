@@ -585,3 +585,55 @@ fn a_join_with_an_address_another_node_has_is_refused() {
         "the join must be refused: {why:?}"
     );
 }
+
+/// The live half of the migration-network rule, for nodes without `addresses`: a host whose
+/// reported addresses have none in the network refuses the plan, two are ambiguous, one (a
+/// ring address or a reported one) is fine; unknown host addresses give a warning.
+#[test]
+fn migration_network_is_checked_live_for_nodes_without_addresses() {
+    let m = manifest(
+        &[("a", 1, ""), ("b", 2, ""), ("c", 3, "")],
+        "  migration:\n    type: secure\n    network: 10.9.0.0/24\n",
+    );
+    let base = || {
+        observed(
+            &[("a", true), ("b", true), ("c", true)],
+            Some((&[("a", 1), ("b", 2), ("c", 3)], 3)),
+        )
+    };
+    let ips = |s: &[&str]| Some(s.iter().map(|a| a.parse().unwrap()).collect());
+    let mut o = base();
+    o.hosts.get_mut("a").unwrap().addresses = ips(&["10.0.0.1", "10.9.0.1"]);
+    o.hosts.get_mut("b").unwrap().addresses = ips(&["10.0.0.2"]);
+    o.hosts.get_mut("c").unwrap().addresses = ips(&["10.0.0.3", "10.9.0.3", "10.9.0.33"]);
+    let p = plan(&m, &o);
+    assert_eq!(p.errors.len(), 2, "{:?}", p.errors);
+    assert!(
+        p.errors[0].contains("`b` has no address in migration.network 10.9.0.0/24"),
+        "{:?}",
+        p.errors
+    );
+    assert!(
+        p.errors[1].contains("`c` has 2 addresses in migration.network"),
+        "{:?}",
+        p.errors
+    );
+    assert!(
+        p.steps.is_empty(),
+        "a refused plan has no steps: {:?}",
+        kinds(&p)
+    );
+
+    // Addresses not reported: warned about, not refused.
+    let p = plan(&m, &base());
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(
+        p.warnings
+            .iter()
+            .filter(|w| w.contains("cannot be checked"))
+            .count(),
+        3,
+        "{:?}",
+        p.warnings
+    );
+}

@@ -156,6 +156,7 @@ fn join_gap(step: &Step, before: &Membership, after: &Membership) -> Option<Stri
 /// empty plan. No step in the plan makes a quorate cluster lose quorum (such plans are refused
 /// with `errors`).
 pub fn plan(desired: &Cluster, observed: &Observed) -> Plan {
+    let (migration_errors, migration_warnings) = refuse::migration_network(desired, observed);
     let mut p = Plan {
         corosync_before: observed.corosync.as_ref().map(|d| d.to_string()),
         datacenter_before: observed.datacenter.to_string(),
@@ -164,8 +165,12 @@ pub fn plan(desired: &Cluster, observed: &Observed) -> Plan {
             .iter()
             .cloned()
             .chain(refuse::drift_warnings(desired, observed))
+            .chain(migration_warnings)
             .collect(),
-        errors: refuse::refusals(desired, observed),
+        errors: refuse::refusals(desired, observed)
+            .into_iter()
+            .chain(migration_errors)
+            .collect(),
         ..Plan::default()
     };
     if !p.errors.is_empty() {

@@ -2,7 +2,9 @@
 //! `validate`), and drift warnings.
 
 use crate::observed::Observed;
-use pve_gitops_schema::spec::Cluster;
+use pve_gitops_schema::spec::{Cluster, NodeState};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 /// Changes the planner refuses outright: the cluster name, or a joined node's name or nodeid.
 pub fn refusals(desired: &Cluster, observed: &Observed) -> Vec<String> {
@@ -98,4 +100,53 @@ pub fn drift_warnings(desired: &Cluster, observed: &Observed) -> Vec<String> {
         }
     }
     out
+}
+
+/// The live half of the migration-network rule (SPEC: every present node needs exactly one
+/// address in `migration.network`; `validate` checks nodes with `addresses`, this checks the
+/// others). A node's candidates are its ring addresses and the addresses its host reported.
+/// Returns (refusals, warnings): none or several known addresses in the network refuse the
+/// plan; a host whose addresses the target does not report, and whose ring addresses do not
+/// settle it, is a warning.
+pub fn migration_network(desired: &Cluster, observed: &Observed) -> (Vec<String>, Vec<String>) {
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    let Some(net) = desired.spec.migration.as_ref().and_then(|m| m.network) else {
+        return (errors, warnings);
+    };
+    for (i, n) in desired.spec.nodes.iter().enumerate() {
+        if n.state == NodeState::Absent || !n.addresses.is_empty() {
+            continue;
+        }
+        let rings: BTreeSet<IpAddr> = n.rings().filter_map(|(_, a)| a.parse().ok()).collect();
+        let reported = observed
+            .hosts
+            .get(&n.name)
+            .and_then(|h| h.addresses.as_ref());
+        let mut all = rings.clone();
+        all.extend(reported.into_iter().flatten().copied());
+        let inside: Vec<String> = all
+            .iter()
+            .filter(|a| net.contains(*a))
+            .map(IpAddr::to_string)
+            .collect();
+        let node = format!("spec.nodes[{i}] `{}`", n.name);
+        match (inside.len(), reported.is_some()) {
+            (1, _) => {}
+            (0, true) => errors.push(format!(
+                "refused: {node} has no address in migration.network {net} (its host's addresses: {}); give the node an address there, or add `addresses:` to the manifest",
+                reported
+                    .map(|r| r.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
+            )),
+            (0, false) => warnings.push(format!(
+                "{node}: no ring address in migration.network {net}, and the target does not report the host's addresses, so it cannot be checked; add `addresses:` (its address in that network) to the node"
+            )),
+            (_, _) => errors.push(format!(
+                "refused: {node} has {} addresses in migration.network {net} ({}); Proxmox VE needs exactly one — list the one to use in `addresses:`",
+                inside.len(),
+                inside.join(", ")
+            )),
+        }
+    }
+    (errors, warnings)
 }
