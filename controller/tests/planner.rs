@@ -637,3 +637,26 @@ fn migration_network_is_checked_live_for_nodes_without_addresses() {
         p.warnings
     );
 }
+
+/// corosync reports the cluster inquorate although spec.quorum.expected_votes is in effect
+/// (e.g. wait_for_all before every node was seen): the quorum gate, no membership change.
+#[test]
+fn inquorate_with_the_expected_votes_in_effect_stops_at_the_quorum_gate() {
+    let m = manifest(
+        &[("a", 1, ""), ("b", 2, ""), ("c", 3, ""), ("d", 4, "")],
+        "  quorum:\n    expected_votes: 3\n",
+    );
+    let mut o = observed(
+        &[("a", true), ("b", true), ("c", true), ("d", true)],
+        Some((&[("a", 1), ("b", 2), ("c", 3)], 3)),
+    );
+    o.membership.quorate = false;
+    let p = plan(&m, &o);
+    let k = kinds(&p);
+    assert_eq!(k.first().map(String::as_str), Some("wait:-"), "{k:?}");
+    for s in &p.steps {
+        if matches!(s.kind, StepKind::JoinNode(_)) {
+            assert!(s.blocked.is_some(), "a join planned without quorum: {k:?}");
+        }
+    }
+}

@@ -277,24 +277,31 @@ fn regain_quorum(
             .next()
             .cloned()
             .unwrap_or_default();
-        return Some(match expected_votes_accepted(n, m.total_votes) {
-            Ok(()) if m.expected_votes != n => Batch::one(Step::new(
-                StepKind::SetExpectedVotes(SetExpectedVotes {
-                    expected: n,
-                    from: m.expected_votes,
-                    present: m.total_votes,
-                }),
-                via,
-                format!("the cluster is not quorate ({arithmetic}); spec.quorum.expected_votes restores quorum"),
-            )),
-            Ok(()) => Batch::default(),
-            Err(why) => Batch {
-                steps: Vec::new(),
-                errors: vec![format!(
-                    "refused: spec.quorum.expected_votes {n}: {why} ({arithmetic})"
-                )],
-            },
-        });
+        match expected_votes_accepted(n, m.total_votes) {
+            Ok(()) if m.expected_votes != n => {
+                return Some(Batch::one(Step::new(
+                    StepKind::SetExpectedVotes(SetExpectedVotes {
+                        expected: n,
+                        from: m.expected_votes,
+                        present: m.total_votes,
+                    }),
+                    via,
+                    format!("the cluster is not quorate ({arithmetic}); spec.quorum.expected_votes restores quorum"),
+                )))
+            }
+            // In effect already and still not quorate (corosync says so, e.g. wait_for_all
+            // before every node was seen once): the quorum gate below, never on to membership
+            // changes.
+            Ok(()) => {}
+            Err(why) => {
+                return Some(Batch {
+                    steps: Vec::new(),
+                    errors: vec![format!(
+                        "refused: spec.quorum.expected_votes {n}: {why} ({arithmetic})"
+                    )],
+                })
+            }
+        }
     }
     let step = Step::new(
         StepKind::Wait(Wait {
