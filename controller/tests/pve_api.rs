@@ -209,13 +209,29 @@ fn set_datacenter_puts_one_key() {
 
 const UPID: &str = "UPID:pve1:00003039:0045B352:681A0A70:qmigrate:100:root@pam:";
 
+/// A cluster whose migration task of guest 100 runs for one status poll, then ends (failed
+/// or ok); the guest shows up on pve2 only on the second `/cluster/resources` read after the
+/// task ended (as with an HA-managed guest, whose task only queues the migration).
 fn migrate_server(fail: bool) -> (Server, String) {
     let c = self_signed();
     let polls = Arc::new(Mutex::new(0));
+    let reads_after = Arc::new(Mutex::new(0));
     let srv = serve(
         c.cert.clone(),
         c.key.clone_key(),
         cluster_handler(move |r| {
+            if r.target.starts_with("/api2/json/cluster/resources") && *polls.lock().unwrap() >= 2 {
+                let mut n = reads_after.lock().unwrap();
+                *n += 1;
+                if *n >= 2 {
+                    let text = read_fixture("pve/api/resources.json").replacen(
+                        "\"node\":\"pve1\",\"name\":\"web\"",
+                        "\"node\":\"pve2\",\"name\":\"web\"",
+                        1,
+                    );
+                    return Some(ok(text));
+                }
+            }
             let status_path = "/api2/json/nodes/pve1/tasks/UPID%3Apve1%3A00003039%3A0045B352%3A681A0A70%3Aqmigrate%3A100%3Aroot%40pam%3A";
             if r.method == "POST" && r.target == "/api2/json/nodes/pve1/qemu/100/migrate" {
                 return Some(ok(data(&format!("\"{UPID}\""))));
@@ -263,6 +279,12 @@ fn migrate_posts_and_polls_the_task() {
             .count()
             >= 2
     );
+    // Done only once the guest showed up on pve2, not when the task ended.
+    let resources = reqs
+        .iter()
+        .filter(|r| r.target.starts_with("/api2/json/cluster/resources"))
+        .count();
+    assert!(resources >= 3, "{resources} reads of /cluster/resources");
 }
 
 #[test]

@@ -412,7 +412,7 @@ impl Daemon {
         tokio::pin!(abort);
         tracing::info!(
             source = %cfg.source.describe(),
-            target = cfg.target.spec.as_deref().unwrap_or("default"),
+            target = %crate::target::effective_spec(&cfg.target),
             "watching"
         );
         loop {
@@ -538,14 +538,13 @@ fn metrics_response(m: &Metrics, path: &str) -> hyper::Response<http::Body> {
 /// for the pve target; the node's corosync.conf and the shared directory's copies for the
 /// corosync target; nothing for remote targets (`pve-api:`), which rely on the resync.
 pub fn target_files(opts: &TargetOptions) -> Vec<PathBuf> {
-    match opts.spec.as_deref() {
-        Some(s) if s.starts_with("sim:") => sim_files(Path::new(&s["sim:".len()..])),
-        None => sim_files(Path::new(crate::target::DEFAULT_SIM_DIR)),
-        Some("pve") => vec![
+    match crate::target::effective_spec(opts).as_str() {
+        s if s.starts_with("sim:") => sim_files(Path::new(&s["sim:".len()..])),
+        "pve" => vec![
             PathBuf::from("/etc/pve/corosync.conf"),
             PathBuf::from("/etc/pve/datacenter.cfg"),
         ],
-        Some("corosync") => {
+        "corosync" => {
             let mut v = vec![opts.corosync_conf.clone()];
             if let Some(d) = &opts.config_dir {
                 v.push(d.join("corosync.conf"));
@@ -553,7 +552,7 @@ pub fn target_files(opts: &TargetOptions) -> Vec<PathBuf> {
             }
             v
         }
-        Some(_) => Vec::new(),
+        _ => Vec::new(),
     }
 }
 
@@ -565,15 +564,15 @@ fn sim_files(dir: &Path) -> Vec<PathBuf> {
     ]
 }
 
-/// The directory holding `priv/lock/` for the target: the sim directory, `/etc/pve`, the
+/// The directory holding `priv/lock/` for the target in effect (without `--target`, the one
+/// `resolve` picks: `/etc/pve` on a Proxmox VE node): the sim directory, `/etc/pve`, the
 /// corosync target's `--config-dir` (None: no cluster-wide lock, e.g. a remote API target).
 pub fn lock_root(opts: &TargetOptions) -> Option<PathBuf> {
-    match opts.spec.as_deref() {
-        Some(s) if s.starts_with("sim:") => Some(PathBuf::from(&s["sim:".len()..])),
-        None => Some(PathBuf::from(crate::target::DEFAULT_SIM_DIR)),
-        Some("pve") => Some(PathBuf::from("/etc/pve")),
-        Some("corosync") => opts.config_dir.clone(),
-        Some(_) => None,
+    match crate::target::effective_spec(opts).as_str() {
+        s if s.starts_with("sim:") => Some(PathBuf::from(&s["sim:".len()..])),
+        "pve" => Some(PathBuf::from("/etc/pve")),
+        "corosync" => opts.config_dir.clone(),
+        _ => None,
     }
 }
 
@@ -636,5 +635,30 @@ mod tests {
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("m").is_err());
+    }
+
+    /// Without `--target` the daemon locks and watches what the target `resolve` picks (on a
+    /// Proxmox VE node `/etc/pve`, never a local sim directory while changing the real
+    /// cluster): the same as with that target given explicitly.
+    #[test]
+    fn the_default_target_locks_and_watches_what_it_changes() {
+        let none = TargetOptions::default();
+        let spec = crate::target::effective_spec(&none);
+        let explicit = TargetOptions {
+            spec: Some(spec.clone()),
+            ..TargetOptions::default()
+        };
+        assert_eq!(lock_root(&none), lock_root(&explicit));
+        assert_eq!(target_files(&none), target_files(&explicit));
+        let pve = TargetOptions {
+            spec: Some("pve".into()),
+            ..TargetOptions::default()
+        };
+        assert_eq!(lock_root(&pve), Some(PathBuf::from("/etc/pve")));
+        if crate::target::is_pve_node() {
+            assert_eq!(spec, "pve");
+        } else {
+            assert_eq!(spec, format!("sim:{}", crate::target::DEFAULT_SIM_DIR));
+        }
     }
 }

@@ -17,10 +17,15 @@ use pve_gitops_schema::spec::Cluster;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// How often a daemon holding the cluster lock refreshes it while a run goes on (its lifetime
+/// is 120 s).
+const LOCK_REFRESH: Duration = Duration::from_secs(20);
 
 /// What the loop should do after a run.
 #[derive(Debug, Default)]
@@ -91,11 +96,10 @@ impl Worker {
             }
         };
         status.source = cfg.source.describe();
-        status.target = cfg
-            .target
-            .spec
-            .clone()
-            .unwrap_or_else(|| format!("sim:{} (default)", target::DEFAULT_SIM_DIR));
+        status.target = match &cfg.target.spec {
+            Some(s) => s.clone(),
+            None => format!("{} (default)", target::effective_spec(&cfg.target)),
+        };
         if status.condition(kind::READY).is_none() {
             status.set(kind::READY, false, "Progressing", "starting");
         }
@@ -585,7 +589,12 @@ impl Worker {
                 _ => None,
             };
             let mut applied_kinds: Vec<&'static str> = Vec::new();
-            let cancelled = || graceful.is_cancelled();
+            // The lock is refreshed while the run goes on (a step may outlast the lock's
+            // 120 s lifetime: a migration, a rolling restart); a lock lost all the same (taken
+            // over after a stall) stops the run before its next step.
+            let lost = AtomicBool::new(false);
+            let run_over = AtomicBool::new(false);
+            let cancelled = || graceful.is_cancelled() || lost.load(Ordering::Relaxed);
             let mut on_event = |e: Event<'_>| match e {
                 Event::Starting(s) => {
                     tracing::info!(kind = s.kind.name(), node = %s.node, "applying: {}", s.summary)
@@ -593,9 +602,6 @@ impl Worker {
                 Event::Done(s, done) => {
                     tracing::info!(kind = s.kind.name(), node = %s.node, ms = done.duration_ms, "done: {}", done.message);
                     applied_kinds.push(s.kind.name());
-                    if let Some(g) = &guard {
-                        let _ = g.refresh();
-                    }
                     if !pause.is_zero() {
                         std::thread::sleep(pause);
                     }
@@ -610,14 +616,40 @@ impl Worker {
                     Duration::ZERO
                 },
             };
-            let result = reconcile::run_with(
-                &cluster,
-                tgt.as_mut(),
-                mode,
-                options,
-                &cancelled,
-                &mut on_event,
-            );
+            let result = std::thread::scope(|s| {
+                if let Some(g) = &guard {
+                    let (lost, run_over) = (&lost, &run_over);
+                    s.spawn(move || {
+                        let mut last = std::time::Instant::now();
+                        while !run_over.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(100));
+                            if last.elapsed() >= LOCK_REFRESH {
+                                if g.refresh().is_err() {
+                                    lost.store(true, Ordering::Relaxed);
+                                    return;
+                                }
+                                last = std::time::Instant::now();
+                            }
+                        }
+                    });
+                }
+                let r = reconcile::run_with(
+                    &cluster,
+                    tgt.as_mut(),
+                    mode,
+                    options,
+                    &cancelled,
+                    &mut on_event,
+                );
+                run_over.store(true, Ordering::Relaxed);
+                r
+            });
+            if lost.load(Ordering::Relaxed) {
+                return Err(format!(
+                    "the cluster lock {CONTROLLER_LOCK} was lost during the run (taken over after {} s without a refresh): stopped before the next step",
+                    crate::cfs_lock::LockOptions::default().lifetime.as_secs()
+                ));
+            }
             let config_version = tgt.observe().ok().map(|o| o.config_version());
             drop(guard);
             let hashes = watched

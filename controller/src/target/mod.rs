@@ -255,11 +255,27 @@ fn pve_options(
 /// Where `reconcile` plans when no `--target` is given and this machine is no cluster node.
 pub const DEFAULT_SIM_DIR: &str = ".pve-gitops/sim";
 
+/// Whether this machine is a Proxmox VE cluster node (`/etc/pve/.members` exists): then the
+/// default target is `pve`.
+pub fn is_pve_node() -> bool {
+    std::path::Path::new("/etc/pve/.members").exists()
+}
+
+/// The `--target` in effect: the one given, else `pve` on a Proxmox VE node, else the
+/// embedded simulated cluster (`sim:.pve-gitops/sim`) — the choice `resolve` makes.
+pub fn effective_spec(opts: &TargetOptions) -> String {
+    match &opts.spec {
+        Some(s) => s.clone(),
+        None if is_pve_node() => "pve".into(),
+        None => format!("sim:{DEFAULT_SIM_DIR}"),
+    }
+}
+
 fn default_target(
     opts: &TargetOptions,
     cluster: &pve_gitops_schema::spec::Cluster,
 ) -> Result<(Box<dyn Target>, Option<String>), TargetError> {
-    if std::path::Path::new("/etc/pve/.members").exists() {
+    if is_pve_node() {
         return Ok((
             Box::new(pve::PveTarget::open(pve_options(opts, cluster)?)?),
             Some("this is a Proxmox VE node (/etc/pve/.members exists)".to_string()),

@@ -57,6 +57,8 @@ const POLL: Duration = Duration::from_millis(50);
 /// reads, so a short interval costs little and keeps the protocol's latency low
 /// (BENCHMARKS.md, "Real corosync").
 const FILE_POLL: Duration = Duration::from_millis(10);
+/// Polling a corosync that is starting (see [`wait_running`]).
+const START_POLL: Duration = Duration::from_millis(250);
 /// How often a lock holder that waits refreshes its lock (the lifetime is 120 s).
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
@@ -811,7 +813,15 @@ fn wait_running(
     step: &Step,
     version: u64,
 ) -> Result<QuorumStatus, TargetError> {
-    let st = wait_for(START_WAIT, || {}, || local_status(t).filter(|s| s.quorate));
+    // Every 250 ms, not every 50: a starting corosync asked over IPC that often forms the
+    // membership with the others measurably later (the join benchmark's slow trials; see
+    // BENCHMARKS.md), and its knet links take ~2.5 s to come up anyway.
+    let st = wait_every(
+        START_POLL,
+        START_WAIT,
+        || {},
+        || local_status(t).filter(|s| s.quorate),
+    );
     let Some(st) = st else {
         return Err(refused(
             step,

@@ -624,6 +624,31 @@ impl ApiTarget {
         let path = format!("/nodes/{}/{kind}/{}/migrate", m.from, m.vmid);
         let upid: String = self.api.post(&path, &params).map_err(api_err)?;
         self.wait_task(&self.api, &format!("POST {path}"), &upid)?;
+        // An HA-managed guest's task only queues the migration (`hamigrate` ends at once): done
+        // when the cluster shows the guest on the target node.
+        let start = Instant::now();
+        loop {
+            let node = self
+                .guests(&self.api)?
+                .into_iter()
+                .find(|g| g.vmid == Some(u64::from(m.vmid)))
+                .map(|g| g.node);
+            if node.as_deref() == Some(m.to.as_str()) {
+                break;
+            }
+            if start.elapsed() >= self.task_timeout {
+                return Err(TargetError::Refused {
+                    step: step.summary.clone(),
+                    reason: format!(
+                        "the migration task {upid} finished, but {kind} {} is {} after {} s (an HA-managed guest is migrated by the HA manager: see `ha-manager status`)",
+                        m.vmid,
+                        node.map_or_else(|| "gone".to_string(), |n| format!("still on {n}")),
+                        start.elapsed().as_secs()
+                    ),
+                });
+            }
+            std::thread::sleep(self.poll);
+        }
         Ok(format!("migrated {kind} {} {} -> {}", m.vmid, m.from, m.to))
     }
 }
