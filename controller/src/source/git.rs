@@ -183,8 +183,9 @@ impl GitSource {
         let ssh_key = self.ssh_key.clone();
         let token = self.https_token.clone();
         let https_user = self.https_username.clone();
+        let token_host = https_host(&self.url);
         let mut tries = 0;
-        callbacks.credentials(move |_url, user_from_url, allowed| {
+        callbacks.credentials(move |url, user_from_url, allowed| {
             tries += 1;
             if tries > 3 {
                 return Err(git2::Error::from_str("authentication failed"));
@@ -194,7 +195,10 @@ impl GitSource {
                     return Cred::ssh_key(user_from_url.unwrap_or("git"), None, key, None);
                 }
             }
-            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            // The token only over https and only to the configured host (never in clear text
+            // over http://, never to where a redirect points).
+            let token_ok = token_host.is_some() && https_host(url) == token_host;
+            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) && token_ok {
                 if let Some(t) = &token {
                     return Cred::userpass_plaintext(
                         user_from_url.unwrap_or(&https_user),
@@ -360,9 +364,14 @@ fn verify_commit(repo: &Repository, commit: Oid, v: &Verify) -> Result<(), Strin
         .env_remove("GIT_DIR")
         .stdin(std::process::Stdio::null());
     if kind == "gpg" {
-        if let Some(home) = &v.gpg_home {
-            cmd.env("GNUPGHOME", home);
-        }
+        // Only against a keyring that holds the allowed keys: any good signature from the
+        // service user's own keyring would otherwise pass.
+        let Some(home) = &v.gpg_home else {
+            return Err(
+                "the commit has a GPG signature, and GPG signatures are checked only against --gpg-home DIR (a keyring holding only the allowed signers' keys)".into(),
+            );
+        };
+        cmd.env("GNUPGHOME", home);
     }
     let out = cmd
         .output()
@@ -381,6 +390,14 @@ fn verify_commit(repo: &Repository, commit: Oid, v: &Verify) -> Result<(), Strin
     ))
 }
 
+/// The host (and port) of an `https://` URL, lower case; None for any other scheme.
+fn https_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,5 +414,20 @@ mod tests {
             Some(oid.to_string())
         );
         assert_eq!(commit_of("sha256:abc"), None);
+    }
+
+    /// The https token goes to the configured host only, and never over plain http.
+    #[test]
+    fn the_token_is_only_for_the_configured_https_host() {
+        assert_eq!(
+            https_host("https://u@Git.Example.org:8443/r.git"),
+            Some("git.example.org:8443".into())
+        );
+        assert_eq!(https_host("http://git.example.org/r.git"), None);
+        assert_eq!(https_host("ssh://git@git.example.org/r.git"), None);
+        assert_ne!(
+            https_host("https://evil.example/r.git"),
+            https_host("https://git.example.org/r.git")
+        );
     }
 }
