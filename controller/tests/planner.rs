@@ -18,7 +18,11 @@ fn manifest(nodes: &[(&str, u32, &str)], extra: &str) -> Cluster {
         }
     }
     y.push_str(extra);
-    match pve_gitops_schema::validate::parse_cluster("m.yaml", &y) {
+    parse(&y)
+}
+
+fn parse(y: &str) -> Cluster {
+    match pve_gitops_schema::validate::parse_cluster("m.yaml", y) {
         Ok((c, _)) => c,
         Err(e) => panic!("test manifest invalid: {e:?}\n{y}"),
     }
@@ -474,10 +478,7 @@ fn members_that_missed_a_reload_get_one_more_only_when_it_was_applied() {
 #[test]
 fn the_last_link_is_never_removed_while_its_replacement_is_blocked() {
     let y = "apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: prod\nspec:\n  nodes:\n    - {name: a, nodeid: 1, ring1_addr: 10.1.0.1}\n    - {name: b, nodeid: 2, ring1_addr: 10.1.0.2}\n    - {name: c, nodeid: 3, ring1_addr: 10.1.0.3}\n    - {name: d, nodeid: 4, ring0_addr: 10.0.0.4, state: absent}\n";
-    let m = match pve_gitops_schema::validate::parse_cluster("m.yaml", y) {
-        Ok((c, _)) => c,
-        Err(e) => panic!("{e:?}"),
-    };
+    let m = parse(y);
     let o = observed(
         &[("a", true), ("b", true), ("c", true), ("d", true)],
         Some((&[("a", 1), ("b", 2), ("c", 3), ("d", 4)], 4)),
@@ -559,10 +560,7 @@ fn a_join_that_leaves_a_gap_without_quorum_is_warned_about() {
 #[test]
 fn a_join_with_an_address_another_node_has_is_refused() {
     let y = "apiVersion: pve-gitops.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: prod\nspec:\n  nodes:\n    - {name: a, nodeid: 1, ring0_addr: 10.0.0.1}\n    - {name: b, nodeid: 2, ring0_addr: 10.0.0.2}\n    - {name: c, nodeid: 3, ring0_addr: 10.0.0.3}\n    - {name: e, nodeid: 5, ring0_addr: 10.0.0.4}\n";
-    let m = match pve_gitops_schema::validate::parse_cluster("m.yaml", y) {
-        Ok((c, _)) => c,
-        Err(e) => panic!("{e:?}"),
-    };
+    let m = parse(y);
     let o = observed(
         &[
             ("a", true),
