@@ -781,7 +781,7 @@ fn create(t: &CorosyncTarget, step: &Step, c: &CreateCluster) -> Result<String, 
     if c.founder != t.opts.node {
         return Err(refused(step, format!("runs on {}", c.founder)));
     }
-    let (_lock, _) = lock_corosync(t, step)?;
+    let (lock, _) = lock_corosync(t, step)?;
     if read_master(t)?.is_some() {
         return Err(stale(step, "the master corosync.conf exists already"));
     }
@@ -800,28 +800,27 @@ fn create(t: &CorosyncTarget, step: &Step, c: &CreateCluster) -> Result<String, 
     sync_text(t, &c.corosync_conf, None)?;
     start_local(t)?;
     let version = version_of(&c.corosync_conf);
-    wait_running(t, step, version)?;
+    // The lock stays fresh while corosync starts (the other controllers wait for its holder).
+    wait_running(t, step, version, refresher(&lock))?;
     Ok(format!(
         "authkey generated, corosync.conf (config_version {version}) written, corosync started; {} is a quorate one-node cluster",
         t.opts.node
     ))
 }
 
-/// Wait until corosync here is a quorate member running `version`.
+/// Wait until corosync here is a quorate member running `version` (`tick` between polls).
 fn wait_running(
     t: &CorosyncTarget,
     step: &Step,
     version: u64,
+    tick: impl FnMut(),
 ) -> Result<QuorumStatus, TargetError> {
     // Every 250 ms, not every 50: a starting corosync asked over IPC that often forms the
     // membership with the others measurably later (the join benchmark's slow trials; see
     // BENCHMARKS.md), and its knet links take ~2.5 s to come up anyway.
-    let st = wait_every(
-        START_POLL,
-        START_WAIT,
-        || {},
-        || local_status(t).filter(|s| s.quorate),
-    );
+    let st = wait_every(START_POLL, START_WAIT, tick, || {
+        local_status(t).filter(|s| s.quorate)
+    });
     let Some(st) = st else {
         return Err(refused(
             step,
@@ -882,7 +881,7 @@ fn start_member(t: &CorosyncTarget, step: &Step, j: &JoinNode) -> Result<String,
     install_authkey(t)?;
     sync_text(t, &master, None)?;
     start_local(t)?;
-    let st = wait_running(t, step, version)?;
+    let st = wait_running(t, step, version, || {})?;
     let what = match restarted {
         Some(old) => {
             format!("restarted (it ran config_version {old} outside the quorate membership)")
