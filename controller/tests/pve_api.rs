@@ -328,6 +328,24 @@ fn delnode_reports_leftover_guests() {
         .requests()
         .iter()
         .any(|r| r.method == "DELETE" && r.target == "/api2/json/cluster/config/nodes/pve3"));
+    // Planned from another config_version (someone changed the nodelist since): stale,
+    // nothing deleted.
+    let deletes = || {
+        srv.requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count()
+    };
+    let before = deletes();
+    let mut old = s.clone();
+    if let StepKind::RemoveNode(rm) = &mut old.kind {
+        rm.from_version = 4;
+    }
+    assert!(
+        matches!(t.apply(&old), Err(TargetError::Stale { .. })),
+        "a step planned from config_version 4 must be stale at 5"
+    );
+    assert_eq!(deletes(), before);
     // Never the node behind the API itself.
     let mut me = s.clone();
     if let StepKind::RemoveNode(rm) = &mut me.kind {

@@ -511,6 +511,24 @@ impl ApiTarget {
             .iter()
             .any(|n| n.get("name").and_then(Value::as_str) == Some(r.node.as_str()));
         if present {
+            // The step was planned from `from_version`: another controller (this target takes
+            // no cluster lock) may have changed the nodelist since.
+            let totem: Value = self
+                .api
+                .get("/cluster/config/totem", &[])
+                .map_err(api_err)?;
+            let live = totem
+                .get("config_version")
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+            if let Some(v) = live.filter(|v| *v != r.from_version) {
+                return Err(TargetError::Stale {
+                    step: step.summary.clone(),
+                    reason: format!(
+                        "corosync.conf is at config_version {v}, the step starts from {}",
+                        r.from_version
+                    ),
+                });
+            }
             let _: Value = self
                 .api
                 .delete(&format!(
