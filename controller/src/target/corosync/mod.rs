@@ -205,11 +205,29 @@ impl Target for CorosyncTarget {
         )
     }
 
+    /// One consistent observation: corosync is asked before the master and the lock are read,
+    /// so a holder that wrote, reloaded and released in between would leave a new master next
+    /// to the old running versions (a gate for nothing); when the master or the lock changed
+    /// during the observation it is taken again (at most three times).
     fn observe(&mut self) -> Result<Observed, TargetError> {
         self.live = None;
-        let (o, live) = observe::observe(self)?;
-        self.live = Some((Instant::now(), live));
-        Ok(o)
+        let lock = crate::cfs_lock::lock_path(&self.opts.shared, &master_lock_id());
+        let sig = || {
+            [
+                file_sig(&self.master_path()),
+                file_sig(&lock.join(crate::cfs_lock::OWNER_FILE)),
+            ]
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let before = sig();
+            let (o, live) = observe::observe(self)?;
+            if attempt >= 3 || sig() == before {
+                self.live = Some((Instant::now(), live));
+                return Ok(o);
+            }
+        }
     }
 
     fn apply(&mut self, step: &Step) -> Result<Applied, TargetError> {
