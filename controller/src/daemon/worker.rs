@@ -624,11 +624,21 @@ impl Worker {
                         while !run_over.load(Ordering::Relaxed) {
                             std::thread::sleep(Duration::from_millis(100));
                             if last.elapsed() >= LOCK_REFRESH {
-                                if g.refresh().is_err() {
-                                    lost.store(true, Ordering::Relaxed);
-                                    return;
+                                match g.refresh() {
+                                    Ok(()) => last = std::time::Instant::now(),
+                                    Err(LockError::Lost { .. }) => {
+                                        lost.store(true, Ordering::Relaxed);
+                                        return;
+                                    }
+                                    // E.g. /etc/pve read-only for a moment (quorum lost during
+                                    // a restart): the lock is still ours; try again soon.
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "cannot refresh the cluster lock; retrying");
+                                        last = std::time::Instant::now()
+                                            .checked_sub(LOCK_REFRESH - Duration::from_secs(2))
+                                            .unwrap_or_else(std::time::Instant::now);
+                                    }
                                 }
-                                last = std::time::Instant::now();
                             }
                         }
                     });

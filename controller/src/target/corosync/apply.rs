@@ -57,6 +57,8 @@ const POLL: Duration = Duration::from_millis(50);
 /// reads, so a short interval costs little and keeps the protocol's latency low
 /// (BENCHMARKS.md, "Real corosync").
 const FILE_POLL: Duration = Duration::from_millis(10);
+/// How long [`undo`] asks corosync whether a reload landed after all before rolling back.
+const UNDO_SETTLE: Duration = Duration::from_secs(3);
 /// Polling a corosync that is starting (see [`wait_running`]).
 const START_POLL: Duration = Duration::from_millis(250);
 /// How often a lock holder that waits refreshes its lock (the lifetime is 120 s).
@@ -269,21 +271,40 @@ fn rollback(t: &CorosyncTarget, old: &str) -> String {
 /// After the master was written and the change was not verified: roll the master back, unless
 /// a member already runs the new version (a reload that took effect late, or although
 /// `corosync-cfgtool -R` failed or timed out) — then the master stays, the planner's reload for
-/// the members that missed it brings the others, and nothing runs ahead of the master. The
-/// reload for members that missed one leaves the master as it was.
-fn undo(t: &CorosyncTarget, old: &str, to: u64, catch_up: bool) -> String {
+/// the members that missed it brings the others, and nothing runs ahead of the master. After
+/// an attempted reload corosync is asked for up to [`UNDO_SETTLE`] before anything is rolled
+/// back (a reload can land a moment after a failed or killed `-R`). The reload for members
+/// that missed one leaves the master as it was.
+fn undo(t: &CorosyncTarget, old: &str, to: u64, catch_up: bool, reloaded: bool) -> String {
     if catch_up {
         return "the master is unchanged".into();
     }
-    let live = observe::live(t);
-    let ahead = running(&live, to);
-    if ahead.is_empty() {
-        rollback(t, old)
+    let ahead = |l: &Live| {
+        let mut a = running(l, to);
+        if a.is_empty() && l.running_version == Some(to) {
+            a.push(t.opts.node.clone());
+        }
+        a
+    };
+    let settle = if reloaded {
+        UNDO_SETTLE
     } else {
-        format!(
+        Duration::ZERO
+    };
+    let found = wait_for(
+        settle,
+        || {},
+        || {
+            let a = ahead(&observe::live(t));
+            (!a.is_empty()).then_some(a)
+        },
+    );
+    match found {
+        None => rollback(t, old),
+        Some(a) => format!(
             "the master corosync.conf stays at config_version {to}: {} run it already (a later run reloads it for the other members)",
-            ahead.join(", ")
-        )
+            a.join(", ")
+        ),
     }
 }
 
@@ -408,7 +429,7 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
     let undone = |e: TargetError| {
         TargetError::Unavailable(format!(
             "{e}; {}; nothing was reloaded",
-            undo(t, &old, to, catch_up)
+            undo(t, &old, to, catch_up, false)
         ))
     };
     sync_text(t, text, live.running_version).map_err(undone)?;
@@ -425,7 +446,7 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
     });
     if synced.is_none() {
         let lagging = lagging();
-        let rb = undo(t, &old, to, catch_up);
+        let rb = undo(t, &old, to, catch_up, false);
         return Err(refused(
             step,
             format!(
@@ -436,7 +457,9 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
         ));
     }
     if !lock.still_held() {
-        // Stalled past the lock's lifetime and taken over: the master is the new holder's now.
+        // Stalled past the lock's lifetime and taken over: the master is the new holder's now,
+        // so it is not touched (if it is still this change, nobody reloads it: the plans show
+        // the config-version gate, docs/corosync-target.md, Recovery).
         return Err(TargetError::Unavailable(format!(
             "{}: the corosync.conf lock was taken over (no refresh for {} s) before the reload; nothing was reloaded and the master is left to the new holder",
             step.summary,
@@ -447,13 +470,17 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
     // Verified by the version corosync runs here and every member's
     // (`runtime.members.<id>.config_version`, refreshed by the reload): a member whose reload
     // failed is reported, not assumed.
+    // A rolling restart restarts every member with the new file anyway, so there a member
+    // whose reload lags does not stop the step (it would leave the startup-only options
+    // unapplied for good: the master already carries them, so no later plan restarts).
     let verified = out.success()
         && wait_for(
             VERIFY_WAIT,
             || {},
             || {
                 let l = observe::live(t);
-                (l.running_version == Some(to) && behind(&l, to).is_empty()).then_some(())
+                (l.running_version == Some(to) && (rolling.is_some() || behind(&l, to).is_empty()))
+                    .then_some(())
             },
         )
         .is_some();
@@ -467,11 +494,20 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
         } else {
             format!("; {} still run an older one", left.join(", "))
         };
-        let rb = undo(t, &old, to, catch_up);
+        let rb = undo(t, &old, to, catch_up, true);
+        // The master kept with startup-only options nobody restarted for: no later plan
+        // restarts (it compares with the master), so say what is left to do.
+        let pending = match rolling {
+            Some(order) if rb.contains("stays at") => format!(
+                "; the rolling restart did not run: restart corosync on {} one at a time (each back in the membership before the next) to apply the options read only at startup",
+                order.join(", ")
+            ),
+            _ => String::new(),
+        };
         return Err(TargetError::Command {
             command: "corosync-cfgtool -R".into(),
             message: format!(
-                "{}; corosync runs config_version {runs}, the new file has {to}{left}: the reload was not verified (see the corosync log for the reason); {rb}",
+                "{}; corosync runs config_version {runs}, the new file has {to}{left}: the reload was not verified (see the corosync log for the reason); {rb}{pending}",
                 out.message()
             ),
         });

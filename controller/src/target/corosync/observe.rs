@@ -503,19 +503,25 @@ fn read_views(t: &CorosyncTarget) -> Vec<Published> {
 
 /// The view that stands for the cluster among `views` (leaving out `except`'s own). A view is
 /// superseded by a later observation of a node it lists as a member (that node knows better
-/// what became of the membership, e.g. a member cut off since, or a join that left the rest
-/// waiting for the new node). Of the others, a quorate one comes before any inquorate one — a
-/// partition without quorum must not hide the quorate one, as on Proxmox VE only the quorate
-/// partition can write /etc/pve at all — then the latest observation.
+/// what became of the membership) — a quorate view only by a quorate one, or by one whose
+/// members run a newer config_version (the cluster changed since: e.g. a join raised the
+/// expected votes before the new node started), so that a member cut off since, publishing
+/// its inquorate view, cannot hide the quorate partition. Of the others, a quorate one comes
+/// before any inquorate one — as on Proxmox VE, where only the quorate partition can write
+/// /etc/pve at all — then the latest observation.
 pub fn best_view(views: Vec<Published>, except: Option<&str>) -> Option<Published> {
     let views: Vec<Published> = views
         .into_iter()
         .filter(|p| except != Some(p.by.as_str()))
         .collect();
+    let newest = |p: &Published| p.versions.values().copied().max().unwrap_or(0);
     let superseded = |v: &Published| {
-        views
-            .iter()
-            .any(|w| w.observed_ms > v.observed_ms && w.by != v.by && v.online.contains(&w.by))
+        views.iter().any(|w| {
+            w.observed_ms > v.observed_ms
+                && w.by != v.by
+                && v.online.contains(&w.by)
+                && (!v.quorate || w.quorate || newest(w) > newest(v))
+        })
     };
     views
         .iter()
@@ -902,6 +908,14 @@ mod tests {
         assert_eq!(
             best_view(vec![before_cut.clone(), joining.clone()], None),
             Some(joining)
+        );
+        // A member cut off since, publishing its inquorate view later (same version), does
+        // not supersede the quorate view that still lists it.
+        let majority = at(view("pve1", &["pve1", "pve2", "pve3"], true, 4), 100);
+        let cut = at(view("pve3", &["pve3"], false, 4), 200);
+        assert_eq!(
+            best_view(vec![majority.clone(), cut.clone()], None),
+            Some(majority)
         );
     }
 
