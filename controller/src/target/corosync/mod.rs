@@ -206,24 +206,20 @@ impl Target for CorosyncTarget {
     }
 
     /// One consistent observation: corosync is asked before the master and the lock are read,
-    /// so a holder that wrote, reloaded and released in between would leave a new master next
-    /// to the old running versions (a gate for nothing); when the master or the lock changed
-    /// during the observation it is taken again (at most three times).
+    /// so a holder that wrote, reloaded and released the lock in between would leave a new
+    /// master next to the old running versions with nobody holding the lock (a gate for
+    /// nothing); then the observation is taken again (at most three times). While the lock is
+    /// still held the mixed view is harmless — the run waits for the holder and observes
+    /// again — and retrying then would only delay this node's install of the new master.
     fn observe(&mut self) -> Result<Observed, TargetError> {
         self.live = None;
-        let lock = crate::cfs_lock::lock_path(&self.opts.shared, &master_lock_id());
-        let sig = || {
-            [
-                file_sig(&self.master_path()),
-                file_sig(&lock.join(crate::cfs_lock::OWNER_FILE)),
-            ]
-        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let before = sig();
+            let before = file_sig(&self.master_path());
             let (o, live) = observe::observe(self)?;
-            if attempt >= 3 || sig() == before {
+            let mixed = file_sig(&self.master_path()) != before && o.lock.is_none();
+            if attempt >= 3 || !mixed {
                 self.live = Some((Instant::now(), live));
                 return Ok(o);
             }
