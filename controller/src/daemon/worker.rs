@@ -620,26 +620,25 @@ impl Worker {
                 if let Some(g) = &guard {
                     let (lost, run_over) = (&lost, &run_over);
                     s.spawn(move || {
-                        let mut last = std::time::Instant::now();
+                        let mut next = std::time::Instant::now() + LOCK_REFRESH;
                         while !run_over.load(Ordering::Relaxed) {
                             std::thread::sleep(Duration::from_millis(100));
-                            if last.elapsed() >= LOCK_REFRESH {
-                                match g.refresh() {
-                                    Ok(()) => last = std::time::Instant::now(),
-                                    Err(LockError::Lost { .. }) => {
-                                        lost.store(true, Ordering::Relaxed);
-                                        return;
-                                    }
-                                    // E.g. /etc/pve read-only for a moment (quorum lost during
-                                    // a restart): the lock is still ours; try again soon.
-                                    Err(e) => {
-                                        tracing::warn!(error = %e, "cannot refresh the cluster lock; retrying");
-                                        last = std::time::Instant::now()
-                                            .checked_sub(LOCK_REFRESH - Duration::from_secs(2))
-                                            .unwrap_or_else(std::time::Instant::now);
-                                    }
-                                }
+                            if std::time::Instant::now() < next {
+                                continue;
                             }
+                            next = match g.refresh() {
+                                Ok(()) => std::time::Instant::now() + LOCK_REFRESH,
+                                Err(LockError::Lost { .. }) => {
+                                    lost.store(true, Ordering::Relaxed);
+                                    return;
+                                }
+                                // E.g. /etc/pve read-only for a moment (quorum lost during a
+                                // restart): the lock is still ours; try again soon.
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "cannot refresh the cluster lock; retrying");
+                                    std::time::Instant::now() + Duration::from_secs(2)
+                                }
+                            };
                         }
                     });
                 }

@@ -10,6 +10,7 @@ use crate::observed::Observed;
 use pve_gitops_schema::corosync::{Corosync2Options, Document, NodeEntry, PveClusterOptions};
 use pve_gitops_schema::datacenter::{Migration, MigrationType};
 use pve_gitops_schema::spec::{Cluster, GuestType, Node, Transport};
+use pve_gitops_schema::validate::rules::address_key;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -560,18 +561,19 @@ fn foreign_ring_addresses(desired: &Cluster, n: &Node, model: &Observed) -> Opti
 /// would refuse the nodelist or mistake one node for the other. Compared as IP addresses
 /// where both parse, else as names (case-insensitively).
 fn taken_ring_addresses(doc: &pve_gitops_schema::corosync::Document, n: &Node) -> Option<String> {
-    let key = |a: &str| {
-        a.parse::<IpAddr>()
-            .map_or_else(|_| a.to_ascii_lowercase(), |ip| ip.to_string())
-    };
+    let nodes = doc.view().nodes;
     let mut taken = Vec::new();
     for (l, a) in links_of(n) {
-        for other in doc.view().nodes {
-            let name = other.name.clone().unwrap_or_default();
-            if name == n.name {
-                continue;
-            }
-            if let Some((ol, _)) = other.rings.iter().find(|(_, oa)| key(oa) == key(&a)) {
+        for other in nodes
+            .iter()
+            .filter(|o| o.name.as_deref() != Some(n.name.as_str()))
+        {
+            let mut same = other
+                .rings
+                .iter()
+                .filter(|(_, oa)| address_key(oa) == address_key(&a));
+            if let Some((ol, _)) = same.next() {
+                let name = other.name.as_deref().unwrap_or_default();
                 taken.push(format!("ring{l}_addr {a} is {name}'s (ring{ol}_addr)"));
             }
         }

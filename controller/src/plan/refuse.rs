@@ -117,12 +117,11 @@ pub fn migration_network(desired: &Cluster, observed: &Observed) -> (Vec<String>
         if n.state == NodeState::Absent || !n.addresses.is_empty() {
             continue;
         }
-        let rings: BTreeSet<IpAddr> = n.rings().filter_map(|(_, a)| a.parse().ok()).collect();
         let reported = observed
             .hosts
             .get(&n.name)
             .and_then(|h| h.addresses.as_ref());
-        let mut all = rings.clone();
+        let mut all: BTreeSet<IpAddr> = n.rings().filter_map(|(_, a)| a.parse().ok()).collect();
         all.extend(reported.into_iter().flatten().copied());
         let inside: Vec<String> = all
             .iter()

@@ -44,6 +44,13 @@ pub fn pve_unsafe(value: &str) -> Option<&'static str> {
     }
 }
 
+/// A ring address as corosync reads it, for comparing two of them: an IP address in canonical
+/// form (`FD00:0::1` and `fd00::1` are one address), a hostname in lower case.
+pub fn address_key(addr: &str) -> String {
+    addr.parse::<IpAddr>()
+        .map_or_else(|_| addr.to_ascii_lowercase(), |ip| ip.to_string())
+}
+
 /// Whether `name` is an LDH hostname label (letters, digits, `-` not first or last, <= 63).
 pub fn is_ldh(name: &str) -> bool {
     !name.is_empty()
@@ -93,8 +100,7 @@ fn nodes(c: &Cluster, out: &mut Vec<Diagnostic>) {
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut ids: HashMap<u32, usize> = HashMap::new();
-    // Keyed by the address as corosync reads it: an IP in canonical form (`FD00:0::1` and
-    // `fd00::1` are one address), a hostname in lower case.
+    // Keyed by [`address_key`].
     let mut addrs: HashMap<String, String> = HashMap::new();
     for (i, n) in c.spec.nodes.iter().enumerate() {
         let p = format!("spec.nodes[{i}]");
@@ -188,10 +194,7 @@ fn nodes(c: &Cluster, out: &mut Vec<Diagnostic>) {
                     .with_help("write the IPv4 address without leading zeros, e.g. 10.0.0.1"),
                 );
             }
-            let key = a
-                .parse::<IpAddr>()
-                .map_or_else(|_| a.to_ascii_lowercase(), |ip| ip.to_string());
-            if let Some(first) = addrs.insert(key, fp.clone()) {
+            if let Some(first) = addrs.insert(address_key(a), fp.clone()) {
                 out.push(
                     Diagnostic::error(
                         "duplicate-address",

@@ -469,9 +469,8 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
     let out = tools::run(&[tool("corosync-cfgtool"), "-R".into()], TOOL_TIMEOUT).map_err(undone)?;
     // Verified by the version corosync runs here and every member's
     // (`runtime.members.<id>.config_version`, refreshed by the reload): a member whose reload
-    // failed is reported, not assumed.
-    // A rolling restart restarts every member with the new file anyway, so there a member
-    // whose reload lags does not stop the step (it would leave the startup-only options
+    // failed is reported, not assumed — except before a rolling restart, which restarts every
+    // member with the new file anyway (stopping there would leave the startup-only options
     // unapplied for good: the master already carries them, so no later plan restarts).
     let verified = out.success()
         && wait_for(
@@ -535,42 +534,46 @@ fn edit(t: &CorosyncTarget, step: &Step, e: Edit<'_>) -> Result<String, TargetEr
 /// Members that run config_version `version` (by name, else nodeid); none when corosync is
 /// not running here.
 fn running(live: &Live, version: u64) -> Vec<String> {
+    members_where(live, |v| v == Some(version), |who, _| who)
+}
+
+/// Members (by nodeid) that run another config_version than `version`, as `ID (runs V)`.
+fn behind(live: &Live, version: u64) -> Vec<String> {
+    if live.status.is_none() {
+        return vec!["(corosync is not running here)".into()];
+    }
+    members_where(
+        live,
+        |v| v != Some(version),
+        |who, v| {
+            format!(
+                "{who} (runs {})",
+                v.map_or_else(|| "?".to_string(), |v| v.to_string())
+            )
+        },
+    )
+}
+
+/// The members whose running version passes `keep`, each shown by `show(name or nodeid,
+/// version)`.
+fn members_where(
+    live: &Live,
+    keep: impl Fn(Option<u64>) -> bool,
+    show: impl Fn(String, Option<u64>) -> String,
+) -> Vec<String> {
     let Some(st) = &live.status else {
         return Vec::new();
     };
     st.members
         .iter()
-        .filter(|(id, _, _)| live.member_version(*id) == Some(version))
-        .map(|(id, _, name)| {
-            if name.is_empty() {
+        .filter_map(|(id, _, name)| {
+            let v = live.member_version(*id);
+            let who = if name.is_empty() {
                 id.to_string()
             } else {
                 name.clone()
-            }
-        })
-        .collect()
-}
-
-/// Members (by nodeid) that run another config_version than `version`, as `ID (runs V)`.
-fn behind(live: &Live, version: u64) -> Vec<String> {
-    let Some(st) = &live.status else {
-        return vec!["(corosync is not running here)".into()];
-    };
-    st.members
-        .iter()
-        .filter_map(|(id, _, name)| {
-            let v = live.member_version(*id);
-            (v != Some(version)).then(|| {
-                let who = if name.is_empty() {
-                    id.to_string()
-                } else {
-                    name.clone()
-                };
-                format!(
-                    "{who} (runs {})",
-                    v.map_or_else(|| "?".to_string(), |v| v.to_string())
-                )
-            })
+            };
+            keep(v).then(|| show(who, v))
         })
         .collect()
 }
